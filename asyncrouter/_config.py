@@ -1,0 +1,419 @@
+"""The user configuration: frozen pydantic v2 models with ``extra="forbid"``.
+
+A routeforge ``config.yaml`` loads unchanged. ``${ENV_VAR}`` anywhere in a string is resolved at load time; a
+missing variable is a :class:`ConfigError` naming the field path. API keys are :class:`pydantic.SecretStr`,
+so they never show in ``repr``/``str``; validation errors are rebuilt from the error location and message
+only, never from the input value, so a key cannot leak through an error either.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ._exceptions import ConfigError
+from ._types import ProviderName
+
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "DEFAULT_TIMEOUT",
+    "AlertsConfig",
+    "BreakerConfig",
+    "BreakersConfig",
+    "BudgetConfig",
+    "CascadeConfig",
+    "Config",
+    "ModelConfig",
+    "PricingConfig",
+    "ProfileConfig",
+    "QualityConfig",
+    "RetriesConfig",
+    "RouteEntry",
+    "TrackerConfig",
+    "load_config",
+]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_REQUEST_TIMEOUT = 120.0
+DEFAULT_COMPLEXITY_THRESHOLD = 0.5
+DEFAULT_BAND = (0.35, 0.65)
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "huggingface": "https://router.huggingface.co/v1",
+    "ollama": "http://localhost:11434",
+}
+#: Providers that need no API key.
+KEYLESS_PROVIDERS = frozenset({"ollama", "openai_compatible"})
+
+
+def _seconds(value: Any) -> Any:
+    """Durations are float seconds; a :class:`datetime.timedelta` is accepted too."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Price = Annotated[float, Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class ModelConfig(_Frozen):
+    """One model the router may call. ``name`` is the alias used everywhere else."""
+
+    name: str = Field(min_length=1)
+    model_id: str = Field(min_length=1)
+    provider: ProviderName
+    api_keys: tuple[SecretStr, ...] = ()
+    api_key_env: str | None = None
+    base_url: str | None = None
+    cost_per_1k_input: Price | None = None
+    cost_per_1k_output: Price | None = None
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0)
+    timeout: PositiveSeconds = DEFAULT_TIMEOUT
+    tags: tuple[str, ...] = ()
+    #: ollama only: "openai" (its /v1 endpoint) or "native" (/api/chat, NDJSON streaming)
+    api: Literal["openai", "native"] = "openai"
+    #: anthropic only
+    anthropic_version: str = "2023-06-01"
+    #: openrouter app attribution (HTTP-Referer / X-Title)
+    http_referer: str | None = None
+    app_title: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: optional per-model provider rate limits
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _lower_tags(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            return tuple(str(t).strip().lower() for t in v)
+        return v
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys_list(cls, v: Any) -> Any:
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            return (v,)
+        return v
+
+    @model_validator(mode="after")
+    def _resolve_env_key(self) -> ModelConfig:
+        if self.api_key_env and not self.api_keys:
+            value = os.environ.get(self.api_key_env)
+            if value is None:
+                raise ValueError(f"environment variable {self.api_key_env} (api_key_env) is not set")
+            object.__setattr__(self, "api_keys", (SecretStr(value),))
+        return self
+
+    @property
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.provider == "openai_compatible":
+            raise ConfigError("openai_compatible models need a base_url", path=f"model {self.name!r}")
+        return DEFAULT_BASE_URLS[self.provider]
+
+    def key_values(self) -> tuple[str, ...]:
+        return tuple(k.get_secret_value() for k in self.api_keys if k.get_secret_value())
+
+
+class BreakerConfig(_Frozen):
+    fail_max: int = Field(default=5, ge=1)
+    reset_timeout: PositiveSeconds = 30.0
+
+
+class BreakersConfig(_Frozen):
+    enabled: bool = True
+    model: BreakerConfig = BreakerConfig()
+    provider: BreakerConfig = BreakerConfig(fail_max=20, reset_timeout=60.0)
+    #: share breaker state across processes through budget.redis_url (off by default)
+    shared: bool = False
+    redis_url: str | None = None
+
+
+class RetriesConfig(_Frozen):
+    max_attempts: int = Field(default=2, ge=1)
+    backoff_base: Seconds = 0.5
+    backoff_max: Seconds = 8.0
+
+
+class CascadeConfig(_Frozen):
+    enabled: bool = True
+    #: how many models at most a request may try (None: the whole chain)
+    max_models: int | None = Field(default=None, ge=1)
+
+
+class QualityConfig(_Frozen):
+    enabled: bool = True
+    min_chars: int = Field(default=20, ge=0)
+    hedging_phrases: tuple[str, ...] = ()
+    refusal_phrases: tuple[str, ...] = ()
+    #: when every model fails the gates: return the best reply (marked) or raise QualityGateFailed
+    on_all_failed: Literal["best", "raise"] = "best"
+    #: gates disabled by name, e.g. ["hedging"]
+    disabled: tuple[str, ...] = ()
+    #: buffer streams so the gates can judge them before any text reaches the caller
+    buffer_streams: bool = False
+
+
+class BudgetConfig(_Frozen):
+    daily_limit_usd: Price | None = None
+    timezone: str = "UTC"
+    warn_at: Fraction = 0.75
+    downgrade_at: Fraction = 0.90
+    on_exhausted: Literal["reject", "cheapest"] = "reject"
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    redis_url: str | None = None
+    redis_prefix: str = "asyncrouter"
+    #: output tokens assumed for the worst case when neither max_tokens nor the model's cap is known
+    default_max_output_tokens: int = Field(default=4096, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {v!r}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> BudgetConfig:
+        if self.warn_at > self.downgrade_at:
+            raise ValueError("warn_at must not be above downgrade_at")
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("backend redis needs redis_url")
+        return self
+
+
+class TrackerConfig(_Frozen):
+    path: str | None = "asyncrouter.db"
+    prompt_preview_chars: int = Field(default=80, ge=0)
+    batch_size: int = Field(default=256, ge=1)
+    flush_interval: PositiveSeconds = 0.05
+    queue_size: int = Field(default=10_000, ge=1)
+    on_full: Literal["wait", "drop"] = "wait"
+
+
+class PricingConfig(_Frozen):
+    #: used, with a loud warning at load, for a model whose price is neither configured nor known
+    default_cost_per_1k_input: Price = 0.01
+    default_cost_per_1k_output: Price = 0.03
+    use_price_library: bool = True
+
+
+class AlertsConfig(_Frozen):
+    enabled: bool = False
+    webhook_url: str | None = None
+    log: bool = True
+    cooldown: Seconds = 300.0
+    error_rate_threshold: Fraction = 0.5
+    error_rate_window: PositiveSeconds = 300.0
+    error_rate_min_requests: int = Field(default=10, ge=1)
+    cost_spike_factor: float = Field(default=3.0, gt=1)
+    budget_thresholds: tuple[Fraction, ...] = (0.75, 0.9, 1.0)
+
+
+class ProfileConfig(_Frozen):
+    """A named routing profile: restricts and orders the models the planner may choose."""
+
+    models: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    prefer: Literal["cheapest", "strongest"] = "cheapest"
+    max_cost_per_1k_output: Price | None = None
+
+
+class RouteEntry(_Frozen):
+    """mmrouter-style route: a model and its fallbacks for one (complexity, category) cell."""
+
+    model: str
+    fallbacks: tuple[str, ...] = ()
+
+
+class Config(_Frozen):
+    """The whole router configuration (a superset of routeforge's ``config.yaml``)."""
+
+    default_model: str | None = None
+    log_path: str | None = None  # routeforge's JSON log; accepted, see tracker.path
+    complexity_threshold: Fraction = DEFAULT_COMPLEXITY_THRESHOLD
+    complexity_band: tuple[Fraction, Fraction] = DEFAULT_BAND
+    meta_router_model: str | None = None
+    meta_router_cache_size: int = Field(default=4096, ge=0)
+    meta_router_cache_ttl: Seconds = 3600.0
+    request_timeout: PositiveSeconds = DEFAULT_REQUEST_TIMEOUT
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
+    routes: dict[Literal["simple", "medium", "complex"], dict[Literal["factual", "reasoning", "creative", "code"], RouteEntry]] = Field(default_factory=dict)  # noqa: E501
+    cascade: CascadeConfig = CascadeConfig()
+    quality: QualityConfig = QualityConfig()
+    breakers: BreakersConfig = BreakersConfig()
+    retries: RetriesConfig = RetriesConfig()
+    budget: BudgetConfig = BudgetConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    pricing: PricingConfig = PricingConfig()
+    alerts: AlertsConfig = AlertsConfig()
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Config:
+        seen: dict[str, int] = {}
+        for i, m in enumerate(self.models):
+            if m.name in seen:
+                raise _PathError(f"duplicate model alias {m.name!r} (also models[{seen[m.name]}])", f"models[{i}].name")
+            seen[m.name] = i
+            if m.provider == "openai_compatible" and not m.base_url:
+                raise _PathError("openai_compatible models need a base_url", f"models[{i}].base_url")
+            if m.provider not in KEYLESS_PROVIDERS and not m.key_values():
+                raise _PathError(
+                    f"provider {m.provider} needs at least one API key (api_keys or api_key_env)",
+                    f"models[{i}].api_keys",
+                )
+        names = set(seen)
+        for field_name in ("default_model", "meta_router_model"):
+            value = getattr(self, field_name)
+            if value is not None and value not in names:
+                raise _PathError(f"names no configured model: {value!r} (known: {sorted(names)})", field_name)
+        lo, hi = self.complexity_band
+        if lo > hi:
+            raise _PathError("lower bound above upper bound", "complexity_band")
+        for pname, profile in self.profiles.items():
+            for j, alias in enumerate(profile.models):
+                if alias not in names:
+                    raise _PathError(f"names no configured model: {alias!r}", f"profiles.{pname}.models[{j}]")
+        for cx, row in self.routes.items():
+            for cat, entry in row.items():
+                for alias in (entry.model, *entry.fallbacks):
+                    if alias not in names:
+                        raise _PathError(f"names no configured model: {alias!r}", f"routes.{cx}.{cat}")
+        return self
+
+    def model(self, alias: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == alias:
+                return m
+        raise KeyError(alias)
+
+    @property
+    def default_alias(self) -> str:
+        """The layer-4 model: ``default_model``, or the cheapest configured model."""
+        if self.default_model is not None:
+            return self.default_model
+        return min(self.models, key=lambda m: (m.cost_per_1k_input or 0) + (m.cost_per_1k_output or 0)).name
+
+
+class _PathError(ValueError):
+    """A cross-field error that knows its own path (raised inside validators)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _resolve_env(value: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set", path=path or "<root>")
+
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _resolve_env(v, f"{path}.{k}" if path else str(k), env) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_resolve_env(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union", "literal[")) or part in {"str", "int", "float"}:
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "<root>"
+
+
+def load_config(data: Mapping[str, Any] | Config, *, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a mapping into a :class:`Config`, resolving ``${ENV}`` and naming the path of any error.
+
+    Raises:
+        ConfigError: the first problem found, e.g. ``models[2].cost_per_1k_input: Input should be greater
+            than or equal to 0``. The offending value is never echoed, so secrets cannot leak.
+    """
+    if isinstance(data, Config):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}")
+    resolved = _resolve_env(dict(data), "", os.environ if env is None else env)
+    try:
+        return Config.model_validate(resolved)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        first = errors[0]
+        ctx_err = (first.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _PathError):
+            raise ConfigError(str(ctx_err), path=ctx_err.path) from None
+        path = _loc_to_path(tuple(first["loc"]))
+        msg = first["msg"]
+        if first["type"] == "extra_forbidden":
+            msg = "unknown key"
+        msg = msg.removeprefix("Value error, ")
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(msg + more, path=path) from None
+
+
+def load_yaml(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", path=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"invalid YAML{where}", path=str(p)) from None
+    if data is None:
+        raise ConfigError("config file is empty", path=str(p))
+    return load_config(data)

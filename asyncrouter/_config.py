@@ -97,6 +97,8 @@ class ModelConfig(_Frozen):
     max_concurrency: int | None = Field(default=None, gt=0)
     timeout: PositiveSeconds = DEFAULT_TIMEOUT
     tags: tuple[str, ...] = ()
+    #: aliases to try, in order, when this model errors (also when it is pinned)
+    fallbacks: tuple[str, ...] = ()
     #: ollama only: "openai" (its /v1 endpoint) or "native" (/api/chat, NDJSON streaming)
     api: Literal["openai", "native"] = "openai"
     #: anthropic only
@@ -299,6 +301,10 @@ class Config(_Frozen):
                     f"models[{i}].api_keys",
                 )
         names = set(seen)
+        for i, m in enumerate(self.models):
+            for j, alias in enumerate(m.fallbacks):
+                if alias not in names:
+                    raise _PathError(f"names no configured model: {alias!r}", f"models[{i}].fallbacks[{j}]")
         for field_name in ("default_model", "meta_router_model"):
             value = getattr(self, field_name)
             if value is not None and value not in names:
@@ -328,7 +334,12 @@ class Config(_Frozen):
         """The layer-4 model: ``default_model``, or the cheapest configured model."""
         if self.default_model is not None:
             return self.default_model
-        return min(self.models, key=lambda m: (m.cost_per_1k_input or 0) + (m.cost_per_1k_output or 0)).name
+        def price(m: ModelConfig) -> float:
+            if m.cost_per_1k_input is None and m.cost_per_1k_output is None:
+                return float("inf")  # unknown price: never assume it is free
+            return (m.cost_per_1k_input or 0.0) + (m.cost_per_1k_output or 0.0)
+
+        return min(self.models, key=price).name
 
 
 class _PathError(ValueError):

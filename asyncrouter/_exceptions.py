@@ -168,8 +168,8 @@ class ProviderError(RouterError):
 
 def _rebuild(cls: type[ProviderError], message: str, state: dict[str, object]) -> ProviderError:
     err = cls.__new__(cls)
-    Exception.__init__(err, message)
     err.__dict__.update(state)
+    Exception.__init__(err, err._format())
     return err
 
 

@@ -1,0 +1,883 @@
+"""The Router: classify -> plan -> cascade (breaker -> budget -> provider -> gates) -> track.
+
+Ownership: this module composes the lower layers and owns nothing external itself. Time comes from the
+injected clock (latency, backoff, cool-downs); request deadlines use anyio cancel scopes on the loop clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any, Self
+
+import anyio
+
+from ._breaker import BreakerBoard
+from ._budget import Budget, Reservation
+from ._classifier import Classification, Classifier
+from ._clock import AnyioClock
+from ._config import Config, ModelConfig, load_config, load_yaml
+from ._exceptions import (
+    AllProvidersFailed,
+    BudgetExceeded,
+    CircuitOpen,
+    ContextLengthExceeded,
+    NoRouteError,
+    ProviderError,
+    ProviderTimeout,
+    QualityGateFailed,
+    RateLimited,
+    RouterError,
+)
+from ._http import HTTPClient
+from ._meta import MetaRouterCache, build_meta_messages, looks_like_injection, parse_meta_reply, prompt_key
+from ._models import Attempt, ChatDelta, ChatRequest, ChatResponse, RequestRecord, Response, ResponseMeta
+from ._planner import Plan, Planner, RoutingDecision
+from ._pricing import Price, cost_usd, resolve_price
+from ._quality import GateInput, GateResult, QualityGate, QualityGates
+from ._store import Tracker
+from ._tokens import message_text
+from ._types import Clock
+from .providers import ModelClient
+
+__all__ = ["RouteStream", "Router"]
+
+logger = logging.getLogger("asyncrouter")
+
+#: output tokens assumed when estimating the cost of a decision without max_tokens
+ESTIMATE_OUTPUT_TOKENS = 500
+_META_MAX_TOKENS = 200
+
+
+def _normalise_messages(prompt: str | None, messages: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    if messages is not None:
+        if prompt is not None:
+            raise TypeError("pass either a prompt or messages=, not both")
+        out = [dict(m) for m in messages]
+        if not out:
+            raise ValueError("messages must not be empty")
+        for i, m in enumerate(out):
+            if "role" not in m:
+                raise ValueError(f"messages[{i}] has no 'role'")
+        return out
+    if prompt is None:
+        raise TypeError("aroute() needs a prompt or messages=")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, not {type(prompt).__name__}")
+    return [{"role": "user", "content": prompt}]
+
+
+def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return message_text(m)
+    return message_text(messages[-1]) if messages else ""
+
+
+def _system_text(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    parts = [message_text(m) for m in messages if m.get("role") in ("system", "developer")]
+    return "\n".join(parts) if parts else None
+
+
+def _tools_expected(tools: Any, tool_choice: Any) -> bool:
+    if not tools:
+        return False
+    return tool_choice == "required" or (isinstance(tool_choice, Mapping) and bool(tool_choice))
+
+
+@dataclass(slots=True)
+class _Params:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    response_format: dict[str, Any] | None = None
+    seed: int | None = None
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def chat_request(self, model_id: str, messages: list[dict[str, Any]]) -> ChatRequest:
+        return ChatRequest(
+            model_id=model_id,
+            messages=messages,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            response_format=self.response_format,
+            seed=self.seed,
+            user=self.user,
+            extra=dict(self.extra),
+        )
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """Everything one request carries through the cascade."""
+
+    request_id: str
+    messages: list[dict[str, Any]]
+    params: _Params
+    classification: Classification
+    plan: Plan
+    started: float
+    deadline: float  # loop time
+    attempts: list[Attempt] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    meta_cost: float = 0.0
+    meta_in: int = 0
+    meta_out: int = 0
+    task_type: str = ""
+
+    def remaining(self) -> float:
+        return self.deadline - anyio.current_time()
+
+
+class Router:
+    """Routes each prompt to the right model.
+
+    Args:
+        config: a :class:`Config`, or a mapping validated into one (``${ENV}`` resolved).
+        clock: the time source (``asyncrouter.testing.FakeClock`` in tests). Defaults to the real clock.
+        quality_gates: extra async gates run after the built-in ones (see :class:`asyncrouter.QualityGate`).
+        seed: seeds the backoff jitter, for reproducible tests.
+
+    Use it as an async context manager: ``async with Router.from_yaml("asyncrouter.yaml") as router: ...``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any],
+        *,
+        clock: Clock | None = None,
+        quality_gates: Sequence[QualityGate | Callable[[GateInput], Awaitable[bool | str | None]]] = (),
+        seed: int | None = None,
+    ) -> None:
+        self.config: Config = load_config(config)
+        self.clock: Clock = clock if clock is not None else AnyioClock()
+        self._rng = random.Random(seed)
+        self._http = HTTPClient()
+        self._classifier = Classifier()
+        self._planner = Planner(self.config)
+        self._gates = QualityGates(self.config.quality, custom=quality_gates)
+        self.prices: dict[str, Price] = {m.name: resolve_price(m, self.config.pricing) for m in self.config.models}
+        self._clients: dict[str, ModelClient] = {
+            m.name: ModelClient(m, http=self._http, clock=self.clock) for m in self.config.models
+        }
+        self.breakers = BreakerBoard(
+            self.config.breakers, clock=self.clock, models={a: c.endpoint for a, c in self._clients.items()}
+        )
+        self._tracker: Tracker | None = (
+            Tracker(self.config.tracker, clock=self.clock) if self.config.tracker.path is not None else None
+        )
+        self.budget = Budget(
+            self.config.budget,
+            clock=self.clock,
+            spent_source=self._tracker if self.config.budget.backend == "sqlite" else None,
+        )
+        self._limiters: dict[str, anyio.CapacityLimiter] = {
+            m.name: anyio.CapacityLimiter(m.max_concurrency) for m in self.config.models if m.max_concurrency
+        }
+        self._meta_cache = MetaRouterCache(
+            maxsize=self.config.meta_router_cache_size, ttl=self.config.meta_router_cache_ttl, clock=self.clock
+        )
+        self._open = False
+        self._opened_once = False
+
+    # -- construction -----------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | PathLike[str], **kwargs: Any) -> Self:
+        """Build a router from a YAML file (a routeforge ``config.yaml`` loads unchanged)."""
+        return cls(load_yaml(path), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **kwargs: Any) -> Self:
+        """Build a router from a mapping with the same schema as the YAML file."""
+        return cls(load_config(data), **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Router(models={[m.name for m in self.config.models]}, open={self._open})"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    async def aopen(self) -> None:
+        """Open the HTTP session, the tracker and the budget backend. Idempotent."""
+        if self._open:
+            return
+        await self._http.aopen()
+        try:
+            if self._tracker is not None:
+                await self._tracker.__aenter__()
+            await self.budget.aopen()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close_parts()
+            raise
+        self._open = True
+        self._opened_once = True
+
+    async def aclose(self) -> None:
+        """Drain the tracker and close everything. Safe to call twice, and when the body raised or was cancelled."""
+        self._open = False
+        with anyio.CancelScope(shield=True):
+            await self._close_parts()
+
+    async def _close_parts(self) -> None:
+        try:
+            await self.budget.aclose()
+        finally:
+            try:
+                if self._tracker is not None:
+                    await self._tracker.__aexit__(None, None, None)
+            finally:
+                await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.aopen()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if getattr(self, "_open", False):
+            _warn(f"unclosed {self!r}: use `async with router:`", ResourceWarning, stacklevel=1)
+
+    # -- inspection -----------------------------------------------------------------------------------------------
+
+    def _classify(self, messages: Sequence[Mapping[str, Any]], params: _Params) -> Classification:
+        return self._classifier.classify(messages, tools=bool(params.tools), response_format=params.response_format)
+
+    def _plan(self, c: Classification, model: str, params: _Params) -> Plan:
+        return self._planner.plan(
+            c,
+            model=model,
+            blocked=self.breakers.snapshot(),
+            budget_state=self.budget.state,
+            max_tokens=params.max_tokens,
+            tools=bool(params.tools),
+        )
+
+    def classify(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        model: str = "auto",
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> RoutingDecision:
+        """Decide without calling any model: task, score, tier, chain, layer, reason and estimated costs.
+
+        When the decision would ask the meta-router (layer 3), no call is made: the chain shown is the
+        default fallback and the reason says so.
+        """
+        msgs = _normalise_messages(prompt, messages)
+        params = _Params(max_tokens=max_tokens, tools=tools, response_format=response_format)
+        c = self._classify(msgs, params)
+        plan = self._plan(c, model, params)
+        if plan.needs_meta:
+            fallback = self._planner.plan_default(
+                c, plan.reason, blocked=self.breakers.snapshot(), max_tokens=max_tokens, profile=plan.profile
+            )
+            plan = Plan(fallback.chain, "meta_router", plan.reason + f" (without a call: {fallback.reason})", plan.tier,
+                        fallback.skipped, plan.profile)
+        out_tokens = max_tokens or ESTIMATE_OUTPUT_TOKENS
+        chosen = plan.chain[0] if plan.chain else None
+        est = cost_usd(self.prices[chosen], c.input_tokens, out_tokens) if chosen else 0.0
+        priciest = max(self.prices, key=lambda a: cost_usd(self.prices[a], c.input_tokens, out_tokens))
+        return RoutingDecision(
+            task_type=c.task_type,
+            complexity_score=c.complexity_score,
+            tier=plan.tier,
+            complexity=c.complexity,
+            category=c.category,
+            confidence=c.confidence,
+            chain=plan.chain,
+            routing_layer=plan.layer,
+            reason=plan.reason,
+            signals=c.signals,
+            language=c.language,
+            input_tokens=c.input_tokens,
+            model=chosen,
+            estimated_cost_usd=est,
+            max_cost_usd=cost_usd(self.prices[priciest], c.input_tokens, out_tokens),
+            most_expensive_model=priciest,
+            skipped=plan.skipped,
+            profile=plan.profile,
+        )
+
+    async def logs(self, *, last_n: int = 20, model: str | None = None, since: Any = None, until: Any = None,
+                   status: str | None = None) -> list[RequestRecord]:
+        """The newest tracker records, newest first."""
+        if self._tracker is None:
+            return []
+        return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
+
+    async def stats(self, *, since: Any = None, until: Any = None, baseline: str | None = None) -> Any:
+        """Totals, per-model/task/tier/layer breakdowns, latency percentiles and savings vs a baseline model.
+
+        Args:
+            baseline: the alias to compare against; defaults to the most expensive configured model.
+        """
+        if self._tracker is None:
+            raise RouterError("tracking is disabled (tracker.path is null)")
+        alias = baseline or max(self.prices, key=lambda a: self.prices[a].input_per_1k + self.prices[a].output_per_1k)
+        if alias not in self.prices:
+            raise RouterError(f"unknown baseline model {alias!r}")
+        p = self.prices[alias]
+        return await self._tracker.stats(since=since, until=until, baseline=(alias, p.input_per_1k, p.output_per_1k))
+
+    @property
+    def tracker(self) -> Tracker | None:
+        return self._tracker
+
+    # -- the request path ----------------------------------------------------------------------------------------
+
+    def _params(self, kw: dict[str, Any]) -> _Params:
+        extra = dict(kw.pop("extra_body", None) or {})
+        params = _Params(
+            max_tokens=kw.pop("max_tokens", None),
+            temperature=kw.pop("temperature", None),
+            top_p=kw.pop("top_p", None),
+            stop=kw.pop("stop", None),
+            tools=kw.pop("tools", None),
+            tool_choice=kw.pop("tool_choice", None),
+            response_format=kw.pop("response_format", None),
+            seed=kw.pop("seed", None),
+            user=kw.pop("user", None),
+            extra=extra,
+        )
+        if isinstance(params.stop, str):
+            params.stop = [params.stop]
+        if kw:
+            raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kw))} (use extra_body= for provider-specific fields)")
+        if params.max_tokens is not None and params.max_tokens <= 0:
+            raise ValueError("max_tokens must be positive")
+        return params
+
+    async def _prepare(
+        self, prompt: str | None, messages: Sequence[Mapping[str, Any]] | None, model: str, timeout: float | None,
+        kw: dict[str, Any],
+    ) -> _Ctx:
+        if not self._open:
+            raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
+        msgs = _normalise_messages(prompt, messages)
+        params = self._params(kw)
+        c = self._classify(msgs, params)
+        started = self.clock.monotonic()
+        deadline = anyio.current_time() + (timeout if timeout is not None else self.config.request_timeout)
+        if self.budget.state == "exhausted" and self.config.budget.on_exhausted == "reject":
+            st = self.budget.status()
+            raise BudgetExceeded(
+                f"daily budget exhausted: spent ${st.spent:.4f} of ${st.limit:.2f}",
+                spent=st.spent, reserved=st.reserved, limit=st.limit or 0.0,
+            )
+        plan = self._plan(c, model, params)
+        ctx = _Ctx(uuid.uuid4().hex, msgs, params, c, plan, started, deadline, task_type=c.task_type)
+        if plan.needs_meta:
+            ctx.plan = await self._meta_route(ctx)
+        return ctx
+
+    async def _meta_route(self, ctx: _Ctx) -> Plan:
+        c, plan = ctx.classification, ctx.plan
+        blocked = self.breakers.snapshot()
+        prompt = _last_user_text(ctx.messages)
+        kw = {"blocked": blocked, "max_tokens": ctx.params.max_tokens, "profile": plan.profile}
+        if looks_like_injection(prompt):
+            return self._planner.plan_default(c, plan.reason + "; meta-router skipped: the prompt addresses the router (possible injection)", **kw)  # type: ignore[arg-type]
+        key = prompt_key(prompt, plan.profile)
+        cached = self._meta_cache.get(key)
+        if cached is not None:
+            ctx.task_type = cached.task_type if cached.task_type != "general" else ctx.task_type
+            return self._planner.plan_meta(c, cached.model, f"{cached.reason} (cached)", **kw)  # type: ignore[arg-type]
+        alias = self.config.meta_router_model
+        assert alias is not None
+        client = self._clients[alias]
+        request = ChatRequest(
+            model_id=client.config.model_id,
+            messages=build_meta_messages(prompt, self.config.models),
+            max_tokens=_META_MAX_TOKENS,
+            temperature=0.0,
+            response_format={"type": "json_object"} if client.provider != "anthropic" else None,
+        )
+        try:
+            with anyio.fail_after(max(0.01, min(client.config.timeout, ctx.remaining()))):
+                reply = await client.complete(request)
+            price = self.prices[alias]
+            ctx.meta_cost += cost_usd(price, reply.usage.input_tokens, reply.usage.output_tokens)
+            ctx.meta_in += reply.usage.input_tokens
+            ctx.meta_out += reply.usage.output_tokens
+            choice = parse_meta_reply(reply.content, self._planner.models)
+        except (ProviderError, ValueError, TimeoutError) as exc:
+            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TimeoutError) else "timed out"
+            return self._planner.plan_default(c, plan.reason + f"; meta-router failed ({why})", **kw)  # type: ignore[arg-type]
+        self._meta_cache.put(key, choice)
+        if choice.task_type != "general":
+            ctx.task_type = choice.task_type
+        return self._planner.plan_meta(c, choice.model, choice.reason or "no reason given", **kw)  # type: ignore[arg-type]
+
+    def _worst_case(self, alias: str, ctx: _Ctx) -> float:
+        m = self._clients[alias].config
+        out = ctx.params.max_tokens or m.max_output_tokens or self.config.budget.default_max_output_tokens
+        return cost_usd(self.prices[alias], ctx.classification.input_tokens, out)
+
+    def _gate_input(self, ctx: _Ctx, reply: ChatResponse) -> GateInput:
+        return GateInput(
+            prompt=_last_user_text(ctx.messages),
+            task_type=ctx.task_type,
+            content=reply.content,
+            finish_reason=reply.finish_reason,
+            tool_calls=reply.tool_calls,
+            tools_expected=_tools_expected(ctx.params.tools, ctx.params.tool_choice),
+            response_format=ctx.params.response_format,
+            system=_system_text(ctx.messages),
+        )
+
+    def _backoff(self, retry: int, error: ProviderError) -> float:
+        r = self.config.retries
+        cap = min(r.backoff_max, r.backoff_base * (2**retry))
+        wait = self._rng.uniform(0.0, cap)  # full jitter
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            wait = max(wait, error.retry_after)
+        return wait
+
+    async def _call_model(self, alias: str, ctx: _Ctx) -> tuple[ChatResponse | None, Attempt]:
+        """Try one model with retries. Returns (reply, attempt); reply is None when every try failed."""
+        client = self._clients[alias]
+        cfg = client.config
+        price = self.prices[alias]
+        attempt = Attempt(model=alias, provider=cfg.provider, outcome="error")
+        t0 = self.clock.monotonic()
+        last_error: ProviderError | None = None
+        max_tries = self.config.retries.max_attempts
+        for retry in range(max_tries):
+            remaining = ctx.remaining()
+            if remaining <= 0:
+                last_error = ProviderTimeout("request deadline exceeded", provider=cfg.provider, model=alias)
+                break
+            reservation: Reservation | None = None
+            try:
+                reservation = await self.budget.reserve(self._worst_case(alias, ctx), model=alias)
+            except BudgetExceeded as exc:
+                attempt.outcome = "skipped"
+                attempt.reason = f"budget: {exc}"
+                attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
+                ctx.errors.append(exc)
+                return None, attempt
+            try:
+                request = ctx.params.chat_request(cfg.model_id, ctx.messages)
+                with anyio.fail_after(max(0.001, min(cfg.timeout, remaining))):
+                    limiter = self._limiters.get(alias)
+                    if limiter is not None:
+                        async with limiter:
+                            reply = await client.complete(request, timeout=cfg.timeout)
+                    else:
+                        reply = await client.complete(request, timeout=cfg.timeout)
+            except TimeoutError as exc:
+                with anyio.CancelScope(shield=True):
+                    await self.budget.release(reservation)
+                err: ProviderError = (
+                    exc if isinstance(exc, ProviderError)
+                    else ProviderTimeout(f"no reply within {min(cfg.timeout, remaining):.2f}s", provider=cfg.provider, model=alias)
+                )
+                last_error = err
+            except ProviderError as exc:
+                with anyio.CancelScope(shield=True):
+                    await self.budget.release(reservation)
+                last_error = exc
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.budget.release(reservation)
+                raise
+            else:
+                cost = cost_usd(price, reply.usage.input_tokens, reply.usage.output_tokens)
+                await self.budget.settle(reservation, cost)
+                attempt.input_tokens += reply.usage.input_tokens
+                attempt.output_tokens += reply.usage.output_tokens
+                attempt.tokens_estimated = attempt.tokens_estimated or reply.usage.estimated
+                attempt.cost_usd += cost
+                attempt.retries = retry
+                attempt.outcome = "ok"
+                attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
+                return reply, attempt
+            # a failed try: retry when it can help and the deadline allows
+            assert last_error is not None
+            if not last_error.retryable or isinstance(last_error, ContextLengthExceeded) or retry == max_tries - 1:
+                break
+            wait = self._backoff(retry, last_error)
+            if wait >= ctx.remaining():
+                break
+            await self.clock.sleep(wait)
+        assert last_error is not None
+        attempt.retries = max(0, min(max_tries - 1, retry))
+        attempt.outcome = "error"
+        attempt.error_type = type(last_error).__name__
+        attempt.status_code = last_error.status_code
+        attempt.reason = f"{type(last_error).__name__}: {last_error}"
+        attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
+        ctx.errors.append(last_error)
+        return None, attempt
+
+    async def _cascade(self, ctx: _Ctx) -> tuple[ChatResponse, Attempt, GateResult]:
+        chain = list(ctx.plan.chain)
+        if self.config.cascade.max_models is not None:
+            chain = chain[: self.config.cascade.max_models]
+        gate_escalates = self.config.cascade.enabled and not ctx.plan.pinned
+        best: tuple[ChatResponse, Attempt, GateResult] | None = None
+        min_context: int | None = None
+        for alias in chain:
+            cw = self._clients[alias].config.context_window
+            if min_context is not None and cw is not None and cw <= min_context:
+                ctx.attempts.append(Attempt(alias, self._clients[alias].provider, "skipped",
+                                            f"context window {cw} not larger than the one that overflowed"))
+                continue
+            admission = self.breakers.admit(alias)
+            if not admission.admitted:
+                ctx.attempts.append(Attempt(alias, self._clients[alias].provider, "skipped", admission.reason))
+                continue
+            try:
+                reply, attempt = await self._call_model(alias, ctx)
+            except BaseException as exc:
+                self.breakers.record(admission, exc)
+                raise
+            ctx.attempts.append(attempt)
+            if reply is None:
+                err = ctx.errors[-1] if ctx.errors else None
+                self.breakers.record(admission, err if isinstance(err, ProviderError) else None, final=True)
+                if isinstance(err, ContextLengthExceeded):
+                    min_context = cw or ctx.classification.input_tokens
+                continue
+            self.breakers.record(admission, None)
+            result = await self._gates.acheck(self._gate_input(ctx, reply))
+            attempt.gate_score = result.score
+            if result.passed:
+                return reply, attempt, result
+            attempt.outcome = "gate_failed"
+            attempt.reason = result.reason
+            if best is None or result.score > best[2].score:
+                best = (reply, attempt, result)
+            if not gate_escalates:
+                break
+        if best is not None:
+            if self.config.quality.on_all_failed == "raise":
+                raise QualityGateFailed(
+                    f"every reply failed the quality gates: {'; '.join(a.model + ': ' + a.reason for a in ctx.attempts)}",
+                    attempts=ctx.attempts,
+                )
+            return best
+        raise self._no_reply_error(ctx)
+
+    def _no_reply_error(self, ctx: _Ctx) -> RouterError:
+        tried = [a for a in ctx.attempts if a.outcome == "error"]
+        summary = "; ".join(f"{a.model}: {a.reason}" for a in ctx.attempts) or "; ".join(
+            f"{a}: {r}" for a, r in ctx.plan.skipped
+        )
+        if tried:
+            return AllProvidersFailed(f"every model failed ({summary})", errors=ctx.errors)
+        if ctx.errors and all(isinstance(e, BudgetExceeded) for e in ctx.errors):
+            first = ctx.errors[0]
+            assert isinstance(first, BudgetExceeded)
+            return BudgetExceeded(f"daily budget cannot cover this request ({summary})", spent=first.spent,
+                                  reserved=first.reserved, limit=first.limit)
+        skipped_reasons = [a.reason for a in ctx.attempts] + [r for _, r in ctx.plan.skipped]
+        if skipped_reasons and all("breaker" in r for r in skipped_reasons):
+            return CircuitOpen(f"no model available: {summary}")
+        return NoRouteError(f"no model can take this request: {summary or ctx.plan.reason}")
+
+    def _meta(self, ctx: _Ctx, reply: ChatResponse | None, accepted: Attempt | None, gate: GateResult | None) -> ResponseMeta:
+        c = ctx.classification
+        total_in = sum(a.input_tokens for a in ctx.attempts) + ctx.meta_in
+        total_out = sum(a.output_tokens for a in ctx.attempts) + ctx.meta_out
+        return ResponseMeta(
+            request_id=ctx.request_id,
+            model=accepted.model if accepted else "",
+            provider=accepted.provider if accepted else "",
+            routing_layer=ctx.plan.layer,
+            routing_reason=ctx.plan.reason,
+            task_type=ctx.task_type,
+            complexity_score=c.complexity_score,
+            tier=ctx.plan.tier,
+            complexity=c.complexity,
+            category=c.category,
+            confidence=c.confidence,
+            profile=ctx.plan.profile,
+            input_tokens=total_in,
+            output_tokens=total_out,
+            tokens_estimated=any(a.tokens_estimated for a in ctx.attempts),
+            latency_ms=(self.clock.monotonic() - ctx.started) * 1000,
+            estimated_cost_usd=sum(a.cost_usd for a in ctx.attempts) + ctx.meta_cost,
+            attempts=ctx.attempts,
+            quality_passed=gate.passed if gate is not None else False,
+            finish_reason=reply.finish_reason if reply else None,
+            provider_request_id=reply.request_id if reply else None,
+            meta_router_cost_usd=ctx.meta_cost,
+        )
+
+    def _record(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> RequestRecord:
+        prompt = _last_user_text(ctx.messages)
+        n = self.config.tracker.prompt_preview_chars
+        return RequestRecord(
+            request_id=ctx.request_id,
+            timestamp=self.clock.time(),
+            status=status,  # type: ignore[arg-type]
+            prompt_preview=prompt[:n] if n > 0 else "",
+            prompt_hash=hashlib.blake2b(prompt.encode(), digest_size=16).hexdigest(),
+            task_type=meta.task_type,
+            tier=meta.tier,
+            complexity=meta.complexity,
+            category=meta.category,
+            complexity_score=meta.complexity_score,
+            routing_layer=meta.routing_layer,
+            routing_reason=meta.routing_reason,
+            model=meta.model or None,
+            provider=meta.provider or None,
+            input_tokens=meta.input_tokens,
+            output_tokens=meta.output_tokens,
+            latency_ms=meta.latency_ms,
+            cost_usd=meta.estimated_cost_usd,
+            attempts=list(meta.attempts),
+            error_type=type(error).__name__ if error is not None else None,
+            profile=meta.profile,
+            quality_passed=meta.quality_passed,
+            tokens_estimated=meta.tokens_estimated,
+        )
+
+    async def _track(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> None:
+        if self._tracker is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._tracker.record(self._record(ctx, meta, status, error))
+            except Exception:  # tracking must never fail a request
+                logger.exception("asyncrouter: could not record request %s", ctx.request_id)
+
+    async def aroute(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        model: str = "auto",
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Response:
+        """Route one prompt (or chat) and return the accepted reply with its :class:`ResponseMeta`.
+
+        Args:
+            prompt: the user's text; or pass ``messages=`` (OpenAI-style chat messages) instead.
+            model: ``"auto"``, a profile (``eco``, ``premium``, ``free``, ``agentic`` or one from the config), or a
+                model alias to pin (no routing, no cascade; the model's ``fallbacks`` still apply on errors).
+            timeout: deadline for the whole request in seconds, backoff included (default:
+                ``config.request_timeout``).
+            **params: ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``tools``, ``tool_choice``,
+                ``response_format``, ``seed``, ``user``, ``extra_body``.
+
+        Raises:
+            AllProvidersFailed: every model in the chain errored (``.errors`` holds each error).
+            QualityGateFailed: every reply failed the gates and ``quality.on_all_failed`` is ``raise``.
+            BudgetExceeded: the daily cap cannot cover the request.
+            CircuitOpen / NoRouteError: no model could be tried.
+        """
+        ctx = await self._prepare(prompt, messages, model, timeout, params)
+        try:
+            reply, accepted, gate = await self._cascade(ctx)
+        except BaseException as exc:
+            status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+            await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
+            raise
+        meta = self._meta(ctx, reply, accepted, gate)
+        await self._track(ctx, meta, "ok", None)
+        return Response(content=reply.content, meta=meta, tool_calls=reply.tool_calls)
+
+    def route(self, prompt: str | None = None, **kwargs: Any) -> Response:
+        """Synchronous :meth:`aroute` for scripts: opens the router, routes once, closes it.
+
+        Do not call it from inside a running event loop; use ``await router.aroute(...)`` there.
+        """
+
+        async def main() -> Response:
+            async with self:
+                return await self.aroute(prompt, **kwargs)
+
+        return anyio.run(main)
+
+    def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        model: str = "auto",
+        timeout: float | None = None,
+        buffer: bool | None = None,
+        **params: Any,
+    ) -> RouteStream:
+        """Stream the reply as text deltas: ``async for delta in router.astream(...)``.
+
+        The stream falls back to the next model if it fails before its first delta reaches you; an error after
+        that raises a typed error and never replays text. ``stream.response`` (content + meta) is set when the
+        stream ends. With ``buffer=True`` (or ``quality.buffer_streams``) the whole reply is gated before any
+        text is released, so the cascade can escalate exactly as :meth:`aroute` does.
+        """
+        buffered = self.config.quality.buffer_streams if buffer is None else buffer
+        return RouteStream(self._stream(prompt, messages, model, timeout, buffered, params))
+
+    async def _stream(
+        self,
+        prompt: str | None,
+        messages: Sequence[Mapping[str, Any]] | None,
+        model: str,
+        timeout: float | None,
+        buffered: bool,
+        params: dict[str, Any],
+    ) -> AsyncIterator[str | Response]:
+        ctx = await self._prepare(prompt, messages, model, timeout, params)
+        if buffered:
+            try:
+                reply, accepted, gate = await self._cascade(ctx)
+            except BaseException as exc:
+                status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+                await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
+                raise
+            meta = self._meta(ctx, reply, accepted, gate)
+            await self._track(ctx, meta, "ok", None)
+            if reply.content:
+                yield reply.content
+            yield Response(content=reply.content, meta=meta, tool_calls=reply.tool_calls)
+            return
+        delivered = False
+        final: ChatResponse | None = None
+        accepted: Attempt | None = None
+        gate: GateResult | None = None
+        try:
+            for alias in ctx.plan.chain:
+                client = self._clients[alias]
+                cfg = client.config
+                admission = self.breakers.admit(alias)
+                if not admission.admitted:
+                    ctx.attempts.append(Attempt(alias, cfg.provider, "skipped", admission.reason))
+                    continue
+                attempt = Attempt(alias, cfg.provider, "error")
+                t0 = self.clock.monotonic()
+                try:
+                    reservation = await self.budget.reserve(self._worst_case(alias, ctx), model=alias)
+                except BudgetExceeded as exc:
+                    self.breakers.record(admission, None)
+                    attempt.outcome, attempt.reason = "skipped", f"budget: {exc}"
+                    ctx.attempts.append(attempt)
+                    ctx.errors.append(exc)
+                    continue
+                ctx.attempts.append(attempt)
+                try:
+                    request = ctx.params.chat_request(cfg.model_id, ctx.messages)
+                    with anyio.fail_after(max(0.001, ctx.remaining())):
+                        async for event in client.stream(request, timeout=cfg.timeout):
+                            if isinstance(event, ChatDelta):
+                                delivered = True
+                                yield event.text
+                            else:
+                                final = event
+                except BaseException as exc:
+                    with anyio.CancelScope(shield=True):
+                        await self.budget.release(reservation)
+                    err = exc
+                    if isinstance(exc, TimeoutError) and not isinstance(exc, ProviderError):
+                        err = ProviderTimeout("request deadline exceeded", provider=cfg.provider, model=alias)
+                    self.breakers.record(admission, err, final=True)
+                    attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
+                    if isinstance(err, ProviderError) and not delivered:
+                        attempt.error_type, attempt.status_code = type(err).__name__, err.status_code
+                        attempt.reason = f"{type(err).__name__}: {err}"
+                        ctx.errors.append(err)
+                        continue  # nothing reached the caller yet: fall back to the next model
+                    attempt.outcome = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+                    attempt.reason = f"{type(err).__name__}: {err}"
+                    attempt.error_type = type(err).__name__
+                    if err is not exc:
+                        raise err from exc
+                    raise
+                assert final is not None
+                cost = cost_usd(self.prices[alias], final.usage.input_tokens, final.usage.output_tokens)
+                await self.budget.settle(reservation, cost)
+                self.breakers.record(admission, None)
+                attempt.input_tokens, attempt.output_tokens = final.usage.input_tokens, final.usage.output_tokens
+                attempt.tokens_estimated = final.usage.estimated
+                attempt.cost_usd = cost
+                attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
+                gate = self._gates.check(self._gate_input(ctx, final))
+                attempt.gate_score = gate.score
+                attempt.outcome = "ok"
+                if not gate.passed:
+                    attempt.reason = gate.reason
+                accepted = attempt
+                break
+            if final is None or accepted is None:
+                raise self._no_reply_error(ctx)
+        except BaseException as exc:
+            status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+            await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
+            raise
+        meta = self._meta(ctx, final, accepted, gate)
+        await self._track(ctx, meta, "ok", None)
+        yield Response(content=final.content, meta=meta, tool_calls=final.tool_calls)
+
+
+class RouteStream:
+    """The async iterator :meth:`Router.astream` returns: text deltas, then ``.response`` once it ends.
+
+    Use ``async with router.astream(...) as stream: async for delta in stream: ...`` to release the connection
+    promptly if you stop reading early.
+    """
+
+    __slots__ = ("_agen", "response")
+
+    def __init__(self, agen: AsyncIterator[str | Response]) -> None:
+        self._agen = agen
+        self.response: Response | None = None
+
+    @property
+    def meta(self) -> ResponseMeta | None:
+        return self.response.meta if self.response is not None else None
+
+    def __aiter__(self) -> RouteStream:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            item = await self._agen.__anext__()
+            if isinstance(item, Response):
+                self.response = item
+                continue
+            return item
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._agen, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> RouteStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def text(self) -> str:
+        """Consume the whole stream and return the text."""
+        return "".join([d async for d in self])
+
+
+def _unused(_: Iterable[object]) -> None:  # keep linters honest about imports used only in annotations
+    return None

@@ -1,0 +1,98 @@
+"""What every provider is: pure request building and response parsing, plus a streaming decoder.
+
+A provider never does I/O itself. :class:`asyncrouter.providers.ModelClient` sends what the provider builds
+through :class:`asyncrouter._http.HTTPClient`, so each wire format is tested without a server and the one
+HTTP path is shared by all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from .._config import ModelConfig
+from .._models import ChatRequest, ChatResponse, StreamEvent
+
+__all__ = ["Provider", "StreamDecoder", "normalise_finish_reason"]
+
+_FINISH = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "eos": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "model_length": "length",
+    "tool_calls": "tool_calls",
+    "tool_use": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+
+
+def normalise_finish_reason(value: Any) -> str | None:
+    """Map every provider's stop reason onto OpenAI's vocabulary: stop, length, tool_calls, content_filter."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    return _FINISH.get(text, text)
+
+
+class StreamDecoder(Protocol):
+    """Turns the raw bytes of one streamed reply into :data:`~asyncrouter._models.StreamEvent` items.
+
+    ``feed`` returns the events completed by a chunk; ``close`` is called at end of body and returns the
+    final :class:`ChatResponse` (raising :class:`~asyncrouter.StreamInterrupted` if the stream ended early).
+    Errors delivered inside the stream are raised from ``feed``.
+    """
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]: ...
+
+    def close(self) -> ChatResponse: ...
+
+
+class Provider(Protocol):
+    """A wire format. Pure: no I/O, no clock."""
+
+    kind: str
+
+    def url(self, model: ModelConfig, *, stream: bool) -> str:
+        """The endpoint URL for a chat request to *model*."""
+        ...
+
+    def headers(self, model: ModelConfig, key: str | None) -> dict[str, str]:
+        """Request headers, including authentication with *key* (``None`` for keyless providers)."""
+        ...
+
+    def build_request(self, request: ChatRequest, model: ModelConfig) -> dict[str, Any]:
+        """The JSON body for *request*."""
+        ...
+
+    def parse_response(self, data: Any, *, model: ModelConfig, request: ChatRequest) -> ChatResponse:
+        """A non-streamed JSON reply as a :class:`ChatResponse` (usage estimated and marked if absent)."""
+        ...
+
+    def stream_decoder(self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]) -> StreamDecoder:
+        """A fresh decoder for one streamed reply."""
+        ...
+
+
+def text_of(content: Any) -> str:
+    """Join a content value that may be a string or a list of typed parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out: list[str] = []
+        for part in content:
+            if isinstance(part, Mapping):
+                t = part.get("text")
+                if isinstance(t, str):
+                    out.append(t)
+            elif isinstance(part, str):
+                out.append(part)
+        return "".join(out)
+    return str(content)

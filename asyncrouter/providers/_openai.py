@@ -1,0 +1,213 @@
+"""The OpenAI Chat Completions wire format and its family: OpenAI, OpenRouter, HuggingFace, Ollama's /v1
+endpoint and any OpenAI-compatible server (vLLM, Together, Groq, ...)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._config import ModelConfig
+from .._exceptions import MalformedResponse, StreamInterrupted
+from .._http import error_from_payload
+from .._models import ChatDelta, ChatRequest, ChatResponse, StreamEvent, Usage
+from .._sse import SSEParser
+from .._tokens import estimate_messages_tokens, estimate_tokens
+from ._base import normalise_finish_reason, text_of
+
+__all__ = ["OpenAIFormat"]
+
+
+def _usage(data: Any, request: ChatRequest, content: str) -> Usage:
+    if isinstance(data, Mapping):
+        pt, ct = data.get("prompt_tokens"), data.get("completion_tokens")
+        if isinstance(pt, int) and isinstance(ct, int):
+            return Usage(pt, ct, False)
+    return Usage(estimate_messages_tokens(request.messages), estimate_tokens(content), True)
+
+
+def _tool_calls(raw: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if isinstance(raw, list):
+        for tc in raw:
+            if not isinstance(tc, Mapping):
+                continue
+            fn = tc.get("function") or {}
+            args = fn.get("arguments", "")
+            out.append(
+                {
+                    "id": tc.get("id") or "",
+                    "type": "function",
+                    "function": {
+                        "name": fn.get("name") or "",
+                        "arguments": args if isinstance(args, str) else json.dumps(args),
+                    },
+                }
+            )
+    return out
+
+
+class OpenAIFormat:
+    """Chat Completions. One instance per provider kind (they differ only in URLs and headers)."""
+
+    def __init__(self, kind: str = "openai") -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"OpenAIFormat({self.kind!r})"
+
+    def url(self, model: ModelConfig, *, stream: bool) -> str:
+        base = model.resolved_base_url
+        if self.kind == "ollama" and not base.endswith("/v1"):
+            base += "/v1"
+        return base + "/chat/completions"
+
+    def headers(self, model: ModelConfig, key: str | None) -> dict[str, str]:
+        h = dict(model.headers)
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        if self.kind == "openrouter":
+            if model.http_referer:
+                h["HTTP-Referer"] = model.http_referer
+            if model.app_title:
+                h["X-Title"] = model.app_title
+        return h
+
+    def build_request(self, request: ChatRequest, model: ModelConfig) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model_id, "messages": request.messages}
+        if request.max_tokens is not None:
+            # OpenAI itself deprecated max_tokens (reasoning models reject it); the rest of the family expects it.
+            body["max_completion_tokens" if self.kind == "openai" else "max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = request.stop
+        if request.tools:
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.user is not None:
+            body["user"] = request.user
+        if request.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        if request.extra:
+            body.update(request.extra)
+        return body
+
+    def parse_response(self, data: Any, *, model: ModelConfig, request: ChatRequest) -> ChatResponse:
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise MalformedResponse(
+                "reply has no choices[0].message", provider=self.kind, model=model.name
+            ) from None
+        content = text_of(message.get("content"))
+        return ChatResponse(
+            content=content,
+            usage=_usage(data.get("usage"), request, content),
+            finish_reason=normalise_finish_reason(choice.get("finish_reason")),
+            tool_calls=_tool_calls(message.get("tool_calls")),
+            provider_model=data.get("model"),
+        )
+
+    def stream_decoder(
+        self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]
+    ) -> _OpenAIStream:
+        return _OpenAIStream(self.kind, model.name, request, secrets)
+
+
+class _OpenAIStream:
+    __slots__ = (
+        "_done",
+        "_finish",
+        "_kind",
+        "_model",
+        "_parser",
+        "_parts",
+        "_provider_model",
+        "_request",
+        "_secrets",
+        "_tools",
+        "_usage",
+    )
+
+    def __init__(self, kind: str, model: str, request: ChatRequest, secrets: Sequence[str]) -> None:
+        self._kind = kind
+        self._model = model
+        self._request = request
+        self._secrets = secrets
+        self._parser = SSEParser()
+        self._parts: list[str] = []
+        self._tools: dict[int, dict[str, Any]] = {}
+        self._finish: str | None = None
+        self._usage: Any = None
+        self._done = False
+        self._provider_model: str | None = None
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for ev in self._parser.feed(chunk):
+            data = ev.data
+            if not data:
+                continue
+            if data == "[DONE]":
+                self._done = True
+                continue
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                raise MalformedResponse(
+                    "stream event is not valid JSON", provider=self._kind, model=self._model
+                ) from None
+            if not isinstance(obj, Mapping):
+                raise MalformedResponse("stream event is not a JSON object", provider=self._kind, model=self._model)
+            if obj.get("error"):
+                raise error_from_payload(None, obj, provider=self._kind, model=self._model, secrets=self._secrets)
+            if self._provider_model is None and isinstance(obj.get("model"), str):
+                self._provider_model = obj["model"]
+            if obj.get("usage"):
+                self._usage = obj["usage"]
+            for choice in obj.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                if text:
+                    self._parts.append(text)
+                    out.append(ChatDelta(text))
+                for tc in delta.get("tool_calls") or ():
+                    slot = self._tools.setdefault(
+                        int(tc.get("index", len(self._tools))),
+                        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                    )
+                    if tc.get("id"):
+                        slot["id"] = tc["id"]
+                    fn = tc.get("function") or {}
+                    if fn.get("name"):
+                        slot["function"]["name"] += fn["name"]
+                    if fn.get("arguments"):
+                        slot["function"]["arguments"] += fn["arguments"]
+                if choice.get("finish_reason"):
+                    self._finish = normalise_finish_reason(choice["finish_reason"])
+        return out
+
+    def close(self) -> ChatResponse:
+        self._parser.close()
+        if not self._done and self._finish is None:
+            raise StreamInterrupted(
+                "stream ended before its final event", provider=self._kind, model=self._model
+            )
+        content = "".join(self._parts)
+        return ChatResponse(
+            content=content,
+            usage=_usage(self._usage, self._request, content),
+            finish_reason=self._finish,
+            tool_calls=[self._tools[i] for i in sorted(self._tools)],
+            provider_model=self._provider_model,
+        )

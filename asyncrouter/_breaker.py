@@ -8,7 +8,7 @@ The engine drives a :class:`BreakerBoard` from async code without ever awaiting 
     try:
         reply = await provider_call(...)
     except BaseException as exc:
-        board.record(admission, exc, retries_exhausted=...)
+        board.record(admission, exc, final=...)  # final: no retry of this model follows
         raise                                 # cancellation passes through untouched
     else:
         board.record(admission, None)         # also for a reply that failed a quality gate: the call worked
@@ -20,7 +20,7 @@ Outcomes (:func:`classify_outcome`):
 * ``"failure"``: a :class:`~asyncrouter.ProviderError` whose ``counts_as_failure`` is true, i.e.
   ``ProviderServerError`` (5xx, ``ProviderOverloaded``, ``MalformedResponse``), ``ProviderTimeout`` and
   ``ProviderConnectionError`` (``StreamInterrupted``), and ``RateLimited`` only when the caller passes
-  ``retries_exhausted=True``.
+  ``final=True`` (its retries on this model are exhausted).
 * ``"ignored"``: everything else: ``ProviderRejected`` and its subclasses (the provider answered; the request
   was at fault), a ``RateLimited`` that will still be retried, cancellation (``CancelledError``,
   ``KeyboardInterrupt``, ``GeneratorExit``, ``SystemExit``) and any exception that is not a ``ProviderError``
@@ -80,7 +80,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import pybreaker
 
@@ -137,13 +137,13 @@ def endpoint_key(provider: str, base_url: str) -> str:
     return f"{provider}:{base_url.rstrip('/')}"
 
 
-def classify_outcome(exc: BaseException | None, *, retries_exhausted: bool = False) -> Outcome:
+def classify_outcome(exc: BaseException | None, *, final: bool = False) -> Outcome:
     """Say what a finished provider call means for its breakers.
 
     Args:
         exc: the exception the call ended with, or ``None`` if it returned (a reply that then failed a quality
             gate is still ``None``: the provider worked).
-        retries_exhausted: true when the engine will not retry this model again; only then does
+        final: true when the engine will not retry this model again (retries exhausted); only then does
             :class:`~asyncrouter.RateLimited` count as a failure.
 
     Returns:
@@ -157,7 +157,7 @@ def classify_outcome(exc: BaseException | None, *, retries_exhausted: bool = Fal
     if isinstance(exc, ProviderError):
         if not exc.counts_as_failure:
             return "ignored"
-        if isinstance(exc, RateLimited) and not retries_exhausted:
+        if isinstance(exc, RateLimited) and not final:
             return "ignored"
         return "failure"
     # Cancellation, KeyboardInterrupt, GeneratorExit, the caller's own deadline, bugs: none says the provider
@@ -242,6 +242,10 @@ class ClockedMemoryStorage(pybreaker.CircuitMemoryStorage):
         """Give the trial slot back, if *token* still holds it (a lease may have handed it on)."""
         if self._trial_token == token:
             self._trial_token = 0
+
+    def clear_trial(self) -> None:
+        """Free the trial slot whoever holds it (the breaker left half-open)."""
+        self._trial_token = 0
 
     def trial_in_flight(self, *, now: float, lease: float) -> bool:
         """Whether a live trial holds the slot."""
@@ -336,6 +340,9 @@ class Rejection:
     .. versionadded:: 0.1
     """
 
+    #: Always false: ``if not result.admitted`` narrows ``Admission | Rejection`` to ``Rejection``.
+    admitted: ClassVar[Literal[False]] = False
+
     alias: str
     reason: str
     breaker: str
@@ -359,6 +366,9 @@ class Admission:
     """
 
     __slots__ = ("_done", "_model", "_model_epoch", "_provider", "_provider_epoch", "_token", "alias", "endpoint")
+
+    #: Always true: ``if not result.admitted`` narrows ``Admission | Rejection`` to ``Rejection``.
+    admitted: ClassVar[Literal[True]] = True
 
     def __init__(
         self,
@@ -472,6 +482,9 @@ class _Gate(pybreaker.CircuitBreakerListener):
         # later from BreakerBoard._flush, when reading the board is safe again.
         self.epoch += 1
         self._known = new_state.name
+        if old_state is not None and old_state.name == _HALF_OPEN:
+            # Half-open is over, so no trial can still hold it (a lease-replaced trial that never reported).
+            self.storage.clear_trial()
         old = _STATE_NAMES[old_state.name] if old_state is not None else "closed"
         new = _STATE_NAMES[new_state.name]
         reason = self._reason or "state changed in the breaker storage"
@@ -742,7 +755,7 @@ class BreakerBoard:
         self._flush()
         return Admission(alias, entry.endpoint, model, provider, token)
 
-    def record(self, admission: Admission, exc: BaseException | None, /, *, retries_exhausted: bool = False) -> Outcome:
+    def record(self, admission: Admission, exc: BaseException | None, /, *, final: bool = False) -> Outcome:
         """Report how an admitted call ended. Never raises for the call's own exception and never awaits.
 
         Recording the same admission twice does nothing the second time.
@@ -750,12 +763,13 @@ class BreakerBoard:
         Args:
             admission: what :meth:`admit` returned.
             exc: the exception the call ended with, or ``None`` for a reply (even one a quality gate rejects).
-            retries_exhausted: the engine will not retry this model again (makes ``RateLimited`` count).
+            final: the engine will not retry this model again: its retries are exhausted (makes ``RateLimited``
+                count).
 
         Returns:
             How the outcome was classified (:func:`classify_outcome`).
         """
-        outcome = classify_outcome(exc, retries_exhausted=retries_exhausted)
+        outcome = classify_outcome(exc, final=final)
         if admission._done:
             return outcome
         admission._done = True

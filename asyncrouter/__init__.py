@@ -23,7 +23,10 @@ from ._exceptions import (
     RouterError,
     StreamInterrupted,
 )
+from ._config import Config
+from ._engine import BatchStream, Router, RouteStream
 from ._models import Attempt, Response, ResponseMeta
+from ._planner import RoutingDecision
 from ._types import NOT_GIVEN
 
 __version__ = "0.1.0.dev0"
@@ -32,10 +35,12 @@ __all__ = [
     "NOT_GIVEN",
     "AllProvidersFailed",
     "Attempt",
+    "BatchStream",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceeded",
     "CircuitOpen",
+    "Config",
     "ConfigError",
     "ContentPolicyError",
     "ContextLengthExceeded",
@@ -52,6 +57,9 @@ __all__ = [
     "RateLimited",
     "Response",
     "ResponseMeta",
+    "RouteStream",
+    "Router",
     "RouterError",
+    "RoutingDecision",
     "StreamInterrupted",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import anyio
 
+from ._batch import DEFAULT_BATCH_CONCURRENCY, BatchItem, ProgressCallback, iter_batch
 from ._breaker import BreakerBoard
 from ._budget import Budget, Reservation
 from ._classifier import Classification, Classifier
@@ -40,13 +41,14 @@ from ._meta import MetaRouterCache, build_meta_messages, looks_like_injection, p
 from ._models import Attempt, ChatDelta, ChatRequest, ChatResponse, RequestRecord, Response, ResponseMeta
 from ._planner import Plan, Planner, RoutingDecision
 from ._pricing import Price, cost_usd, resolve_price
+from ._ratelimit import RateLimiter
 from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._store import Tracker
 from ._tokens import message_text
 from ._types import Clock
 from .providers import ModelClient
 
-__all__ = ["RouteStream", "Router"]
+__all__ = ["BatchStream", "RouteStream", "Router"]
 
 logger = logging.getLogger("asyncrouter")
 
@@ -190,11 +192,15 @@ class Router:
         self._limiters: dict[str, anyio.CapacityLimiter] = {
             m.name: anyio.CapacityLimiter(m.max_concurrency) for m in self.config.models if m.max_concurrency
         }
+        self._rate_limits: dict[str, RateLimiter] = {
+            m.name: RateLimiter(requests_per_minute=m.requests_per_minute, tokens_per_minute=m.tokens_per_minute, clock=self.clock)
+            for m in self.config.models
+            if m.requests_per_minute or m.tokens_per_minute
+        }
         self._meta_cache = MetaRouterCache(
             maxsize=self.config.meta_router_cache_size, ttl=self.config.meta_router_cache_ttl, clock=self.clock
         )
         self._open = False
-        self._opened_once = False
 
     # -- construction -----------------------------------------------------------------------------------------
 
@@ -214,36 +220,40 @@ class Router:
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
     async def aopen(self) -> None:
-        """Open the HTTP session, the tracker and the budget backend. Idempotent."""
+        """Open the HTTP session, the tracker and the budget backend. Idempotent.
+
+        Open and close the router in the same task: the tracker's writer task belongs to it.
+        """
         if self._open:
             return
         await self._http.aopen()
         try:
             if self._tracker is not None:
-                await self._tracker.__aenter__()
+                await self._tracker.aopen()
             await self.budget.aopen()
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._close_parts()
+            await self._close_parts()
             raise
         self._open = True
-        self._opened_once = True
 
     async def aclose(self) -> None:
         """Drain the tracker and close everything. Safe to call twice, and when the body raised or was cancelled."""
         self._open = False
-        with anyio.CancelScope(shield=True):
-            await self._close_parts()
+        await self._close_parts()
 
     async def _close_parts(self) -> None:
+        # Each part finishes its own close even under cancellation (the tracker shields its drain itself; its
+        # task group must not be wrapped in a new cancel scope here, or it would exit out of order).
         try:
-            await self.budget.aclose()
+            with anyio.CancelScope(shield=True):
+                await self.budget.aclose()
         finally:
             try:
                 if self._tracker is not None:
-                    await self._tracker.__aexit__(None, None, None)
+                    await self._tracker.aclose()
             finally:
-                await self._http.aclose()
+                with anyio.CancelScope(shield=True):
+                    await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         await self.aopen()
@@ -326,6 +336,7 @@ class Router:
         """The newest tracker records, newest first."""
         if self._tracker is None:
             return []
+        await self._tracker.flush()  # read your own writes
         return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
 
     async def stats(self, *, since: Any = None, until: Any = None, baseline: str | None = None) -> Any:
@@ -340,6 +351,7 @@ class Router:
         if alias not in self.prices:
             raise RouterError(f"unknown baseline model {alias!r}")
         p = self.prices[alias]
+        await self._tracker.flush()
         return await self._tracker.stats(since=since, until=until, baseline=(alias, p.input_per_1k, p.output_per_1k))
 
     @property
@@ -363,7 +375,7 @@ class Router:
             extra=extra,
         )
         if isinstance(params.stop, str):
-            params.stop = [params.stop]
+            params.stop = [params.stop]  # type: ignore[unreachable]  # callers pass a bare string too
         if kw:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kw))} (use extra_body= for provider-specific fields)")
         if params.max_tokens is not None and params.max_tokens <= 0:
@@ -481,6 +493,11 @@ class Router:
                 return None, attempt
             try:
                 request = ctx.params.chat_request(cfg.model_id, ctx.messages)
+                rate = self._rate_limits.get(alias)
+                if rate is not None:
+                    with anyio.fail_after(max(0.001, remaining)):
+                        await rate.acquire(ctx.classification.input_tokens + (ctx.params.max_tokens or 0))
+                    remaining = ctx.remaining()
                 with anyio.fail_after(max(0.001, min(cfg.timeout, remaining))):
                     limiter = self._limiters.get(alias)
                     if limiter is not None:
@@ -491,11 +508,19 @@ class Router:
             except TimeoutError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.budget.release(reservation)
-                err: ProviderError = (
-                    exc if isinstance(exc, ProviderError)
-                    else ProviderTimeout(f"no reply within {min(cfg.timeout, remaining):.2f}s", provider=cfg.provider, model=alias)
-                )
-                last_error = err
+                if isinstance(exc, ProviderError):
+                    last_error = exc
+                else:
+                    by_deadline = remaining < cfg.timeout
+                    last_error = ProviderTimeout(
+                        f"no reply within {min(cfg.timeout, remaining):.2f}s"
+                        + (" (the request deadline)" if by_deadline else ""),
+                        provider=cfg.provider,
+                        model=alias,
+                    )
+                    if by_deadline:
+                        # the caller's deadline says nothing about the provider's health: not a breaker failure
+                        last_error.counts_as_failure = False
             except ProviderError as exc:
                 with anyio.CancelScope(shield=True):
                     await self.budget.release(reservation)
@@ -558,7 +583,7 @@ class Router:
             ctx.attempts.append(attempt)
             if reply is None:
                 err = ctx.errors[-1] if ctx.errors else None
-                self.breakers.record(admission, err if isinstance(err, ProviderError) else None, final=True)
+                self.breakers.record(admission, err, final=True)
                 if isinstance(err, ContextLengthExceeded):
                     min_context = cw or ctx.classification.input_tokens
                 continue
@@ -703,6 +728,53 @@ class Router:
         await self._track(ctx, meta, "ok", None)
         return Response(content=reply.content, meta=meta, tool_calls=reply.tool_calls)
 
+    async def aroute_many(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        return_exceptions: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **defaults: Any,
+    ) -> list[Response | BaseException]:
+        """Route many prompts concurrently; results are aligned with *items*.
+
+        Args:
+            items: prompt strings, or mappings of :meth:`aroute` arguments (``{"prompt": ..., "max_tokens": 50}``).
+            concurrency: requests in flight at once (each model's ``max_concurrency`` also applies).
+            return_exceptions: a failed item holds its exception (default); with False the first failure
+                cancels the rest and is raised.
+            on_progress: ``on_progress(done, total)`` after each item (may be async).
+            **defaults: :meth:`aroute` arguments applied to every item (an item's own keys win).
+        """
+        seq = list(items)
+        results: list[Response | BaseException | None] = [None] * len(seq)
+        async for index, result in self.astream_many(
+            seq, concurrency=concurrency, return_exceptions=return_exceptions, on_progress=on_progress, **defaults
+        ):
+            results[index] = result
+        return [r for r in results if r is not None]
+
+    def astream_many(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        concurrency: int = DEFAULT_BATCH_CONCURRENCY,
+        return_exceptions: bool = True,
+        on_progress: ProgressCallback | None = None,
+        **defaults: Any,
+    ) -> BatchStream:
+        """Yield ``(index, result)`` as items finish, with bounded memory: items are pulled lazily, so a
+        generator of 100k prompts never has more than *concurrency* requests or results alive at once.
+
+        Use ``async with router.astream_many(...) as results: async for i, r in results: ...`` to cancel the
+        rest cleanly when you stop early.
+        """
+        return BatchStream(
+            iter_batch(self.aroute, items, concurrency=concurrency, return_exceptions=return_exceptions,
+                       on_progress=on_progress, defaults=defaults)
+        )
+
     def route(self, prompt: str | None = None, **kwargs: Any) -> Response:
         """Synchronous :meth:`aroute` for scripts: opens the router, routes once, closes it.
 
@@ -747,16 +819,17 @@ class Router:
         ctx = await self._prepare(prompt, messages, model, timeout, params)
         if buffered:
             try:
-                reply, accepted, gate = await self._cascade(ctx)
+                buffered_reply = await self._cascade(ctx)
             except BaseException as exc:
                 status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
                 await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
                 raise
-            meta = self._meta(ctx, reply, accepted, gate)
+            meta = self._meta(ctx, *buffered_reply)
             await self._track(ctx, meta, "ok", None)
-            if reply.content:
-                yield reply.content
-            yield Response(content=reply.content, meta=meta, tool_calls=reply.tool_calls)
+            content = buffered_reply[0].content
+            if content:
+                yield content
+            yield Response(content=content, meta=meta, tool_calls=buffered_reply[0].tool_calls)
             return
         delivered = False
         final: ChatResponse | None = None
@@ -775,7 +848,7 @@ class Router:
                 try:
                     reservation = await self.budget.reserve(self._worst_case(alias, ctx), model=alias)
                 except BudgetExceeded as exc:
-                    self.breakers.record(admission, None)
+                    self.breakers.record(admission, exc)
                     attempt.outcome, attempt.reason = "skipped", f"budget: {exc}"
                     ctx.attempts.append(attempt)
                     ctx.errors.append(exc)
@@ -796,6 +869,7 @@ class Router:
                     err = exc
                     if isinstance(exc, TimeoutError) and not isinstance(exc, ProviderError):
                         err = ProviderTimeout("request deadline exceeded", provider=cfg.provider, model=alias)
+                        err.counts_as_failure = False
                     self.breakers.record(admission, err, final=True)
                     attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
                     if isinstance(err, ProviderError) and not delivered:
@@ -879,5 +953,29 @@ class RouteStream:
         return "".join([d async for d in self])
 
 
-def _unused(_: Iterable[object]) -> None:  # keep linters honest about imports used only in annotations
-    return None
+
+
+class BatchStream:
+    """What :meth:`Router.astream_many` returns: an async iterator of ``(index, result)``."""
+
+    __slots__ = ("_agen",)
+
+    def __init__(self, agen: AsyncIterator[tuple[int, Response | BaseException]]) -> None:
+        self._agen = agen
+
+    def __aiter__(self) -> BatchStream:
+        return self
+
+    async def __anext__(self) -> tuple[int, Response | BaseException]:
+        return await self._agen.__anext__()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._agen, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> BatchStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -294,9 +294,9 @@ class Planner:
             return Plan(chain, layer, full, tier, skipped, profile)
 
         # -- mmrouter-style routes table (an explicit decision beats tags) --------------------------------------
-        row = cfg.routes.get(c.complexity)  # type: ignore[call-overload]
+        row = cfg.routes.get(c.complexity)
         if row is not None:
-            entry = row.get(c.category)  # type: ignore[call-overload]
+            entry = row.get(c.category)
             if entry is not None:
                 chain = [entry.model, *entry.fallbacks]
                 reason = f"routes[{c.complexity}][{c.category}] -> {entry.model}"

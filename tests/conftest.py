@@ -14,3 +14,24 @@ def anyio_backend() -> str:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+# --- Redis (budget and shared breakers): one throwaway redis-server per session, emptied before each test.
+
+from collections.abc import Iterator  # noqa: E402
+
+from redis_server import RedisServer, running_redis  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 (skipped without the binary, unless CI is set: then it fails)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty Redis database."""
+    assert redis_server.command("FLUSHALL") == b"+OK"
+    return redis_server.url

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final, Literal, TypeAlias, get_args
 
-from .._tokens import estimate_messages_tokens, estimate_tokens
+from asyncrouter._tokens import estimate_messages_tokens, estimate_tokens
 
 __all__ = [
     "FAULT_KINDS",
@@ -58,23 +58,44 @@ DEFAULT_RETRY_AFTER: Final = 1.0
 HEDGE_PREFIX: Final = "I'm not sure, but"
 REFUSAL_TEXT: Final = "I can't help with that."
 
-# A fixed vocabulary keeps replies plausible and cheap: one rng.choices() call per reply, no per-word work.
-_WORDS: Final = tuple(
+# A fixed vocabulary and sentence templates keep replies plausible and cheap: a handful of rng.choice() calls
+# per sentence, no per-request setup.
+_NOUNS: Final = tuple(
     """
-    the a an this that each every most many some system service request response model answer approach method
-    result value data input output function module client server cache queue worker task event stream buffer
-    latency throughput budget cost token context window prompt reply quality score signal layer router chain
-    fallback retry backoff breaker timeout deadline limit error failure success state record log metric trace
-    is are can should will may must often usually typically generally clearly simply quickly safely reliably
-    uses handles returns reads writes sends receives checks measures keeps builds runs starts stops routes
-    tracks limits caches splits merges sorts filters maps reduces validates parses encodes decodes compares
-    with without under over between across through within before after during because while when where so
-    and or but then also still only even first next finally instead however therefore meanwhile overall
-    small large simple complex fast slow cheap expensive careful robust clean clear stable concurrent async
-    local remote shared private public typed strict lazy eager bounded unbounded partial complete precise
-    good better best common useful practical important correct efficient consistent predictable modest
-    step case example detail part rule pattern design test check limit choice trade-off option default
+    system service request response model answer approach method result value client server cache queue worker
+    task event stream buffer budget token context prompt reply score signal layer router chain fallback retry
+    backoff breaker timeout deadline limit error failure state record log metric trace step pattern design test
+    check option default connection session pool batch index schema handler endpoint config policy
     """.split()
+)
+_VERBS: Final = tuple(
+    """
+    uses handles returns reads writes sends receives checks measures keeps builds runs starts stops routes tracks
+    limits caches splits merges sorts filters validates parses compares protects retries reduces improves
+    """.split()
+)
+_ADJECTIVES: Final = tuple(
+    """
+    small large simple complex fast slow cheap careful robust clean clear stable concurrent local remote shared
+    strict lazy bounded partial complete precise useful practical correct efficient consistent predictable modest
+    """.split()
+)
+_ADVERBS: Final = tuple("quickly safely reliably early later again carefully together automatically".split())
+_CONNECTORS: Final = ("First,", "Next,", "Then,", "Also,", "However,", "Finally,", "Meanwhile,", "Overall,")
+# Slot markers in the templates; each fills exactly one word, so a template's word count is fixed.
+_ADJ, _NOUN, _VERB, _ADV, _CONN, _TOPIC = range(6)
+_SLOTS: Final = {"{a}": _ADJ, "{n}": _NOUN, "{v}": _VERB, "{d}": _ADV, "{c}": _CONN, "{t}": _TOPIC}
+_TEMPLATES: Final[tuple[tuple[str | int, ...], ...]] = tuple(
+    tuple(_SLOTS.get(w, w) for w in t.split())
+    for t in (
+        "the {a} {n} {v} the {n} {d}",
+        "{c} the {n} {v} each {a} {n}",
+        "a {a} {n} {v} the {t} {n}",
+        "{c} {t} {v} the {n} when the {n} is {a}",
+        "this {v} the {n} without a {a} {n}",
+        "the {t} {n} {v} a {a} {n} {d}",
+        "keep the {n} {a} so the {t} {n} stays {a}",
+    )
 )
 _STOPWORDS: Final = frozenset(
     """
@@ -339,7 +360,7 @@ def keywords(text: str, *, limit: int = 3) -> list[str]:
 
 def _join_keywords(words: Sequence[str]) -> str:
     if not words:
-        return "your question"
+        return "this"
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " and " + words[-1]
@@ -349,25 +370,16 @@ def compose_text(rng: random.Random, n_words: int, topic: Sequence[str]) -> str:
     """Plausible prose of exactly *n_words* words that opens by naming the *topic* keywords."""
     if n_words <= 0:
         return ""
-    opener = rng.choice(_OPENERS).format(k=_join_keywords(topic)).split()
-    words = opener[:n_words]
-    remaining = n_words - len(words)
-    if remaining:
-        filler = rng.choices(_WORDS, k=remaining)
-        # Mention the topic again now and then, as a real answer would.
-        if topic:
-            for i in range(0, remaining, 9):
-                filler[i] = topic[(i // 9) % len(topic)]
-        pos = 0
-        sentences: list[str] = []
-        while pos < remaining:
-            size = min(rng.randint(6, 14), remaining - pos)
-            sentence = filler[pos : pos + size]
-            sentence[0] = sentence[0].capitalize()
-            sentence[-1] += "."
-            sentences.extend(sentence)
-            pos += size
-        words.extend(sentences)
+    words = rng.choice(_OPENERS).format(k=_join_keywords(topic)).split()[:n_words]
+    # int(random() * len) instead of rng.choice(): this loop is the server's hottest pure-Python code.
+    rand = rng.random
+    pools = (_ADJECTIVES, _NOUNS, _VERBS, _ADVERBS, _CONNECTORS, tuple(topic) or _NOUNS)
+    while len(words) < n_words:
+        template = _TEMPLATES[int(rand() * len(_TEMPLATES))][: n_words - len(words)]
+        sentence = [w if isinstance(w, str) else pools[w][int(rand() * len(pools[w]))] for w in template]
+        sentence[0] = sentence[0][0].upper() + sentence[0][1:]
+        sentence[-1] = sentence[-1].rstrip(",") + "."
+        words.extend(sentence)
     text = " ".join(words)
     if text[-1] not in ".:":
         text += "."
@@ -405,8 +417,8 @@ def fake_json(schema: Any, rng: random.Random, topic: Sequence[str], *, depth: i
         lo = int(schema.get("minimum", 1))
         return rng.randint(lo, max(lo, int(schema.get("maximum", lo + 99))))
     if kind == "number":
-        lo = float(schema.get("minimum", 0.0))
-        return round(rng.uniform(lo, max(lo, float(schema.get("maximum", lo + 100.0)))), 2)
+        low = float(schema.get("minimum", 0.0))
+        return round(rng.uniform(low, max(low, float(schema.get("maximum", low + 100.0)))), 2)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
@@ -416,7 +428,7 @@ def fake_json(schema: Any, rng: random.Random, topic: Sequence[str], *, depth: i
         return "2026-01-01"
     if fmt == "date-time":
         return "2026-01-01T00:00:00Z"
-    return rng.choice(topic) if topic else rng.choice(_WORDS)
+    return rng.choice(topic) if topic else rng.choice(_NOUNS)
 
 
 def split_pieces(text: str, *, json_mode: bool = False) -> list[str]:

@@ -1,0 +1,1253 @@
+"""The routing classifier: what a prompt asks for and how hard it is, decided by rules in microseconds.
+
+:class:`Classifier` is pure and synchronous: no I/O, no clock, no per-prompt cache. It reads the system prompt,
+the **last** user turn (which dominates) and the size of earlier turns, scores them on weighted dimensions and
+returns a :class:`Classification` carrying all three routing vocabularies at once:
+
+* routeforge's ``task_type`` (code, reasoning, creative, translation, summarisation, factual, general),
+* smart-llm-router's ``tier`` (simple, medium, complex, reasoning) and ``complexity_score``,
+* mmrouter's ``complexity`` (simple, medium, complex) x ``category`` (factual, reasoning, creative, code).
+
+How it stays fast. Everything is compiled once, in ``Classifier.__init__``:
+
+* single-word keywords of space-delimited scripts (Latin, Cyrillic, Devanagari, Arabic) live in one dict;
+  the prompt is lower-cased once and split into words (``str.translate`` + ``str.split`` for ASCII text, one
+  precompiled regex otherwise), and one C-level ``frozenset.intersection`` finds every distinct keyword, so a
+  word matches only as a whole word ("important" never counts as "import") and only once per prompt;
+* multi-word phrases and word-start stems run as **one** trie-shaped alternation regex per script family,
+  anchored at word starts, over the *instruction region* (the whole prompt, or its head and tail when long);
+* CJK, kana, hangul and Thai-like keywords (and ``~``-marked stems) run as one trie-shaped substring regex,
+  only when the prompt has such characters;
+* code fences, code syntax, arithmetic, list items, question marks and separators come from one structural
+  regex over the same region.
+
+Length is measured in estimated tokens (:func:`asyncrouter._tokens.estimate_tokens`), which counts CJK text
+by characters, not whitespace words.
+
+Dimensions (names appear in ``signals``; ``extra_keywords`` may extend any of the keyword dimensions):
+the fourteen of smart-llm-router (``reasoning_markers``, ``code_presence``, ``multi_step``,
+``technical_terms``, length, ``creative_markers``, question complexity, ``constraints``, ``agentic_verbs``,
+``imperatives``, ``output_format``, ``references``, ``domain_terms``, ``simple_indicators``, ``negation``)
+plus the ones that tell categories and sizes apart (``analysis``, ``explanation``, ``math``,
+``factual_markers``, ``translation``, ``summarisation``, ``depth``, ``brevity``, ``small_artefact``,
+``medium_artefact``, ``large_artefact``).
+
+Overrides, as smart-llm-router documents them: two or more distinct reasoning markers force tier
+``reasoning``; a huge prompt (more than :data:`DEFAULT_HUGE_PROMPT_TOKENS`) is at least ``complex``; a system
+prompt that asks for JSON or a schema, or a JSON ``response_format``, floors the prompt at ``medium``.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._exceptions import ConfigError
+from ._tokens import estimate_messages_tokens, estimate_tokens, message_text
+from ._types import Category, ComplexityLabel, TaskType, Tier
+
+__all__ = [
+    "DEFAULT_COMPLEX_THRESHOLD",
+    "DEFAULT_HUGE_PROMPT_TOKENS",
+    "DEFAULT_SIMPLE_THRESHOLD",
+    "DIMENSIONS",
+    "Classification",
+    "Classifier",
+]
+
+#: Above this many estimated tokens (user turns, system prompt excluded) a prompt is at least ``complex``.
+DEFAULT_HUGE_PROMPT_TOKENS: Final = 3000
+#: ``complexity_score`` below this is ``simple``; it matches the default routing band's lower edge.
+DEFAULT_SIMPLE_THRESHOLD: Final = 0.35
+#: ``complexity_score`` at or above this is ``complex``; it matches the default routing band's upper edge.
+DEFAULT_COMPLEX_THRESHOLD: Final = 0.65
+#: Prompts longer than this many characters are scanned for phrases and structure in head + tail only.
+DEFAULT_REGION_CHARS: Final = 1000
+
+# Dimension indices. Keyword dimensions first (their names are what extra_keywords accepts).
+_REASONING, _CODE, _MULTI_STEP, _TECHNICAL, _CREATIVE, _CONSTRAINT, _AGENTIC, _IMPERATIVE = range(8)
+_FORMAT, _REFERENCE, _DOMAIN, _SIMPLE, _NEGATION, _ANALYSIS, _EXPLAIN, _MATH = range(8, 16)
+_FACT, _TRANSLATE, _SUMMARY, _DEPTH, _BREVITY, _SMALL, _MEDIUM, _LARGE = range(16, 24)
+_LANG_EN, _LANG_DE, _LANG_ES, _LANG_PT, _LANG_FR = range(24, 29)
+_NDIM: Final = 29
+
+#: Names of the keyword dimensions, in index order; the keys ``extra_keywords`` accepts.
+DIMENSIONS: Final[tuple[str, ...]] = (
+    "reasoning_markers",
+    "code_presence",
+    "multi_step",
+    "technical_terms",
+    "creative_markers",
+    "constraints",
+    "agentic_verbs",
+    "imperatives",
+    "output_format",
+    "references",
+    "domain_terms",
+    "simple_indicators",
+    "negation",
+    "analysis",
+    "explanation",
+    "math",
+    "factual_markers",
+    "translation",
+    "summarisation",
+    "depth",
+    "brevity",
+    "small_artefact",
+    "medium_artefact",
+    "large_artefact",
+)
+_LANG_DIMS: Final = {"lang_en": _LANG_EN, "lang_de": _LANG_DE, "lang_es": _LANG_ES, "lang_pt": _LANG_PT, "lang_fr": _LANG_FR}
+_LATIN_LANGS: Final = ("en", "de", "es", "pt", "fr")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keyword tables: dimension -> language -> "entry|entry|...".
+#   entry      a whole word (space-delimited scripts) or a substring (CJK, kana, hangul, Thai-like scripts)
+#   "a b"      a phrase: whole words in sequence
+#   "stem*"    a word-start stem: any word beginning with it
+#   "~stem"    a substring anywhere (for scripts whose words take attached prefixes, e.g. Arabic)
+#   ":w"       optional weight suffix (default 1.0)
+# A keyword listed twice in one dimension counts once (the larger weight wins), and each distinct keyword
+# counts once per prompt however often it occurs.
+# ---------------------------------------------------------------------------------------------------------------
+_TABLES: Final[dict[str, dict[str, str]]] = {
+    "reasoning_markers": {
+        "en": "prove|proof|proofs|theorem|lemma|corollary|axiom|axioms|derive|derivation|deduce|deduction|"
+        "induction|contradiction|rigorous|rigorously|formally|formal proof|qed|syllogism|puzzle|riddle|"
+        "step by step|step-by-step|show that|show your work|show the steps|show all steps|show your reasoning|"
+        "explain your reasoning|walk through the logic|logic puzzle|deductions|work out|puzzle:0.7|riddle:0.7",
+        "zh": "证明|推导|定理|引理|公理|演绎|归纳法|反证法|严谨|一步一步|逐步|推理过程|逻辑题|谜题|解题过程",
+        "ja": "証明|導出|定理|補題|公理|背理法|帰納法|厳密|順を追って|ステップバイステップ|段階的に|推論|論理パズル",
+        "ko": "증명|귀납법|귀류법|엄밀|단계별로|단계적으로|차근차근|추론|논리 퍼즐|풀이 과정",
+        "ru": "докажи|докажите|доказать|доказательство|доказательства|теорема|теорему|теоремы|лемма|аксиома|"
+        "выведи|вывести|индукции|индукция|от противного|строго|строгое|строгим|строгим|по шагам|шаг за шагом|"
+        "пошагово|головоломка|логическая задача",
+        "de": "beweise|beweisen|beweis|beweises|herleitung|herleiten|leite|induktion|widerspruch|rigoros|"
+        "schritt für schritt|schrittweise|logikrätsel|rätsel:0.5",
+        "es": "demuestra|demostrar|demostración|demuestre|teorema|lema|axioma|deduce|deducir|inducción|"
+        "contradicción|rigurosamente|riguroso|rigurosa|paso a paso|acertijo|rompecabezas",
+        "pt": "prove|provar|demonstre|demonstrar|demonstração|teorema|lema|axioma|deduza|deduzir|indução|"
+        "contradição|rigorosamente|rigoroso|passo a passo|enigma:0.5|charada:0.5",
+        "fr": "démontre|démontrez|démontrer|démonstration|prouve|prouver|preuve|théorème|lemme|axiome|déduis|"
+        "déduire|récurrence|absurde|rigoureusement|rigoureuse|étape par étape|énigme:0.5",
+        "hi": "सिद्ध|प्रमाण|प्रमेय|साबित|चरण दर चरण|कदम दर कदम|पहेली|उपपत्ति",
+        "ar": "أثبت|اثبت|برهن|برهان|إثبات|مبرهنة|استنتج|الاستقراء|بالتناقض|خطوة بخطوة|لغز",
+    },
+    "code_presence": {
+        "en": "code:2|coding:2|codebase:2|function:2|functions:2|python:1.5|javascript:1.5|typescript:1.5|java:1.5|"
+        "golang:2|rust:1.5|c++:2|c#:2|kotlin:2|swift:1|php:2|ruby:1|perl:2|scala:2|haskell:2|sql:2|regex:2|"
+        "regexp:2|regular expression:2|api:1.5|apis:1.5|endpoint:2|endpoints:2|debug:2|debugging:2|"
+        "refactor:2|refactoring:2|compile:2|compiler:1.5|bug:2|bugs:2|stack trace:2|traceback:2|exception:1.5|"
+        "syntax error:2|syntax:1|script:1|bash:2|shell:1|powershell:2|git:2|github:1.5|docker:2|dockerfile:2|"
+        "kubernetes:1|html:2|css:2|react:2|vue:2|vue.js:2|angular:2|django:2|flask:2|fastapi:2|node.js:2|"
+        "nodejs:2|node:1|express:1|express.js:2|npm:2|pip:2|pytest:2|jest:2|junit:2|unittest:2|unit tests:2|"
+        "unit test:2|pandas:2|numpy:2|json:0.5|linux:1|terminal:1|command line:1.5|cli:1.5|variable:2|"
+        "variables:2|class:1.5|classes:1.5|method:1.5|methods:1|array:2|arrays:2|string:1|strings:1|integer:1|"
+        "boolean:2|dict:2|list comprehension:2|loop:1|for loop:2|while loop:2|recursion:2|recursive:1.5|"
+        "lambda:2|decorator:2|decorators:2|async:2|await:2|mutex:2|pointer:1.5|pointers:1.5|struct:2|"
+        "backend:1.5|frontend:1.5|full-stack:2|database:1|query:1|queries:1|sqlite:2|mysql:2|postgresql:2|"
+        "postgres:2|mongodb:2|redis:1.5|sqlalchemy:2|orm:2|spring boot:2|laravel:2|jwt:1|graphql:2|websocket:2|"
+        "nginx:1.5|command:1.5|commands:1.5|repo:1.5|repository:1|commit:1.5|pull request:2|keyerror:2|indexerror:2|typeerror:2|"
+        "valueerror:2|nullpointerexception:2|segfault:2|null:1|undefined:1|runtime:1|programming:2|"
+        "programmer:1.5|program:1|implement:1|implementation:1|time complexity:2|binary search:2|"
+        "linked list:2|hash map:2|hashmap:2|b-tree:2|lru:1.5|console.log:2|println:2|jquery:2|webpack:2|"
+        "chrome extension:2|manifest:1|stdin:2|stdout:2|hello world:2|makefile:2|gradle:2|maven:2|cargo:1|"
+        "gcc:2|jvm:2|.net:2|excel formula:2|vba:2|matlab:1.5|ide:1|software:0.5|developer:0.5|snippet:1.5|"
+        "compile error:2|error message:1|crash:0.5|tuple:2|iterator:2|generator:1|callback:2|callbacks:2|"
+        "middleware:2|router:0.5|migrations:1|schema:0.5|ci:1|typescript's:2|oop:2|solid principles:2|"
+        "div:2|print:0.5|csv:0.5|xml:0.5|yaml:0.5|deploy:0.5|containers:0.5|cron:2|crontab:2|ssh:1.5|"
+        "localhost:1.5|port:0.5|http:1|docker compose:2|rest api:2|microservice:1|unit-tests:2|"
+        "integer overflow:2|big-o:2|o(n):2|o(1):2|in python|in javascript|in java|in rust|in sql|in c++|"
+        "in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift",
+        "zh": "代码:2|函数:2|编程:2|程序:1.5|报错:2|调试:2|接口:1|数据库:1|算法:1|脚本:1.5|变量:2|前端:1.5|"
+        "后端:1.5|编译:2|重构:2|正则:2|数组:2|字符串:2|循环:1|递归:1.5|命令行:1.5|远程分支:2|分支:0.5|"
+        "核心代码:2|测试方案:1|单元测试:2",
+        "ja": "コード:2|関数:2|プログラム:1.5|プログラミング:2|実装:1.5|バグ:2|デバッグ:2|変数:2|クラス:1|"
+        "データベース:1|スクリプト:1.5|コマンド:1.5|リファクタリング:2|配列:2|文字列:1.5|ループ:1|再帰:1.5|"
+        "エラー:1|フロントエンド:1.5|バックエンド:1.5|正規表現:2|ユニットテスト:2|依存性注入:2",
+        "ko": "코드:2|함수:2|프로그램:1.5|프로그래밍:2|구현:1.5|버그:2|디버그:2|디버깅:2|변수:2|클래스:1|"
+        "데이터베이스:1|스크립트:1.5|명령어:1.5|리팩토링:2|리팩터링:2|배열:2|문자열:1.5|반복문:1.5|루프:1|"
+        "무한 루프:2|재귀:1.5|에러:1|오류:1|파이썬:2|자바스크립트:2|자바:2|백엔드:1.5|프론트엔드:1.5|"
+        "정규식:2|테스트 코드:2|리스트:1",
+        "ru": "код:2|кода:2|коде:2|кодом:2|функция:2|функцию:2|функции:2|программа:1|программу:1|"
+        "программирование:2|программиста:1.5|программист:1.5|программиста:1.5|отладка:2|отладить:2|баг:2|"
+        "ошибку:0.5|ошибка:0.5|класс:1|класса:1|классов:1|переменная:2|переменную:2|скрипт:1.5|скрипта:1.5|"
+        "командой:1|запрос:0.5|запросы:0.5|база данных:1|базы данных:1|рефакторинг:2|отрефактори:2|"
+        "отрефакторь:2|микросервис:1|массив:2|массива:2|списка:0.5|списке:0.5|строку:0.5|цикл:1|рекурсия:1.5|"
+        "юнит-тесты:2|тесты:0.5|реализуй:1.5|реализовать:1.5|дубликаты:0.5",
+        "de": "funktion:2|funktionen:2|programm:1.5|programmieren:2|programmierung:2|klasse:1|klassen:1|"
+        "variable:2|skript:1.5|befehl:1.5|datenbank:1|abfrage:1|refaktoriere:2|refaktorieren:2|"
+        "refactoring:2|schleife:1|fehlermeldung:1|webanwendung:1|implementiere:1.5|implementieren:1.5|"
+        "branch:1|unit-tests:2|views:1|modelle:0.5",
+        "es": "código:2|función:2|funciones:2|programa:1|programación:2|programar:2|clase:0.5|variable:2|"
+        "comando:1.5|base de datos:1|consulta:0.5|refactoriza:2|refactorizar:2|implementa:1.5|bucle:1|"
+        "cadena:0.5|pruebas unitarias:2|minúsculas:0.5|array:2|archivos ocultos:1",
+        "pt": "código:2|função:2|funções:2|programa:1|programação:2|programar:2|classe:0.5|classes:0.5|"
+        "variável:2|comando:1.5|banco de dados:1|consulta:0.5|refatore:2|refatorar:2|implemente:1.5|laço:1|"
+        "erro:0.5|erro de índice:2|testes automatizados:1|testes:0.5|commits:2",
+        "fr": "code:2|fonction:2|fonctions:2|programme:1|programmation:2|programmer:2|classe:0.5|classes:0.5|"
+        "variable:2|commande:1.5|base de données:1|requête:1|refactorise:2|refactoriser:2|implémente:1.5|"
+        "implémenter:1.5|boucle:1|erreur:0.5|tests unitaires:2|chaîne:0.5|fichier:0.5",
+        "hi": "कोड:2|फ़ंक्शन:2|फंक्शन:2|प्रोग्राम:1.5|प्रोग्रामिंग:2|कमांड:1.5|डेटाबेस:1|बग:2|वेरिएबल:2|"
+        "स्क्रिप्ट:1|एरर:1|इम्प्लीमेंट:1.5|क्लास:1|लिस्ट:1|फ़ाइल:0.5",
+        "ar": "كود:2|الكود:2|~برمج:2|دالة:2|الدالة:2|الخطأ:0.5|خطأ:0.5|قاعدة بيانات:1|قاعدة البيانات:1|"
+        "بايثون:2|جافا:2|جافاسكريبت:2|سكريبت:1.5|لينكس:1.5|الأمر:0.5|اختبارات وحدات:2|متغير:1.5",
+    },
+    "multi_step": {
+        "en": "first|then|next|finally|afterwards|after that|and then|step 1|step one|phase|phases|phased|"
+        "stages|milestones",
+        "zh": "首先|然后|接着|最后|第一步|其次|分阶段",
+        "ja": "まず|次に|最後に|それから|第一に|段階",
+        "ko": "먼저|그다음|그 다음|마지막으로|첫째|단계",
+        "ru": "сначала|затем|потом|наконец|после этого|во-первых|этапы|поэтапно",
+        "de": "zuerst|dann|danach|schließlich|anschließend|erstens|phasen",
+        "es": "primero|luego|después|finalmente|fases|etapas",
+        "pt": "primeiro|depois|então|finalmente|etapas|fases",
+        "fr": "abord|ensuite|puis|enfin|finalement|étapes",
+        "hi": "पहले|फिर|उसके बाद|अंत में|चरणों",
+        "ar": "أولا|أولًا|ثم|بعد ذلك|أخيرا|أخيرًا|مراحل",
+    },
+    "technical_terms": {
+        "en": "algorithm|algorithms|architecture|architectural|distributed|scalability|scalable|scaling|"
+        "microservice|microservices|latency|throughput|concurrency|concurrent|thread-safe|encryption|protocol|"
+        "authentication|authorization|infrastructure|load balancer|load balancing|deployment|kubernetes|"
+        "cluster|consensus|replication|sharding|partitioning|failover|idempotency|idempotent|rate limiter|"
+        "rate limiting|caching|cache|kafka|message queue|event-driven|serverless|multi-tenant|observability|"
+        "monitoring|ci/cd|pipeline|orchestration|high availability|high-availability|fault tolerance|"
+        "real-time|websocket|oauth|jwt|tls|dns|tcp|udp|grpc|graphql|schema|migrations|orm|indexing|"
+        "transaction|transactions|machine learning|neural network|gradient|optimization|optimisation|"
+        "compiler|interpreter|parser|tokenizer|ast|kernel|benchmark|profiling|performance|pagination|"
+        "validation|proration|billing|sliding window|snapshot|raft|paxos|b-tree|lru|o(1)|metrics|"
+        "readiness|hpa|ingress|replicas|backend|database schema|api|rest api|deployment|securitisation|"
+        "leverage|regulatory",
+        "zh": "架构|分布式|算法|高并发|并发|微服务|缓存|集群|一致性|协议|加密|认证|负载均衡|部署|容器|"
+        "表设计|限流|异步|消息队列|性能|扩展性|可扩展|快照|节点|防止超卖",
+        "ja": "アーキテクチャ|分散|アルゴリズム|認証|スケーラビリティ|マイクロサービス|キャッシュ|"
+        "データベース設計|非同期|リアルタイム|並行|暗号化|負荷分散|パフォーマンス|依存性注入",
+        "ko": "아키텍처|분산|알고리즘|인증|확장성|마이크로서비스|캐시|동시성|비동기|배포|장애 대응|로드 밸런서|"
+        "성능|스키마|메트릭|트래픽|데이터베이스 스키마",
+        "ru": "архитектура|архитектуру|архитектуры|распределённый|распределенный|алгоритм|алгоритма|"
+        "масштабирование|масштабированию|микросервис|аутентификация|согласованности|согласованность|очередь|"
+        "идемпотентность|кэш|производительность|репликация|шардирование|отказоустойчивость",
+        "de": "architektur|verteilt|verteilte|algorithmus|skalierbarkeit|skalierbar|authentifizierung|latenz|"
+        "durchsatz|verschlüsselung|infrastruktur|bereitstellung|schnittstelle|benutzerrollen|rest-api",
+        "es": "arquitectura|distribuido|distribuida|algoritmo|escalabilidad|escalable|autenticación|"
+        "microservicios|latencia|cifrado|infraestructura|despliegue|tiempo real|concurrencia",
+        "pt": "arquitetura|distribuído|distribuída|algoritmo|escalabilidade|escalável|autenticação|"
+        "microsserviços|latência|criptografia|infraestrutura|implantação|tempo real|concorrência",
+        "fr": "architecture|distribué|distribuée|algorithme|scalabilité|évolutivité|authentification|latence|"
+        "chiffrement|infrastructure|déploiement|temps réel|concurrence",
+        "hi": "आर्किटेक्चर|एल्गोरिदम|एल्गोरिथम|डेटाबेस|ऑथेंटिकेशन|स्केलेबिलिटी|सर्वर|ग्रेडिंग",
+        "ar": "البنية|خوارزمية|الخوارزمية|المصادقة|قابلية التوسع|الخوادم|خادم|واجهة برمجية",
+    },
+    "creative_markers": {
+        "en": "story:2.5|stories:2.5|short story:3|poem:3|poems:3|poetry:3|poetic:2|haiku:3|limerick:3|"
+        "sonnet:3|ode:2|ballad:2|verse:1.5|verses:1.5|stanza:2|stanzas:2|rhyme:2.5|rhymes:2.5|rhyming:2.5|"
+        "couplet:2.5|song:2|songs:2|lyrics:3|jingle:3|slogan:3|slogans:3|tagline:3|catchphrase:2.5|motto:2|"
+        "joke:3|jokes:3|pun:3|puns:2.5|funny:1|humorous:1.5|fiction:2.5|fictional:2|flash fiction:3|tale:2.5|"
+        "fairy tale:3|fable:3|bedtime story:3|novel:2.5|novella:3|chapter:1.5|screenplay:3|scene:1.5|"
+        "dialogue:2|monologue:2.5|character:1.5|characters:1.5|protagonist:2.5|plot:1|narrator:2.5|"
+        "narrative:1.5|point-of-view:1.5|cliffhanger:3|twist ending:2.5|fantasy:2|sci-fi:2|"
+        "science fiction:2.5|horror story:3|imagine:1.5|creative:1.5|toast:2|speech:1.5|eulogy:2.5|"
+        "caption:2|hashtags:1.5|blurb:2.5|ad copy:3|copywriting:3|marketing copy:3|campaign:1.5|"
+        "brand story:3|product description:2.5|name for:2|name ideas:2.5|names for:2|nickname:2.5|"
+        "title for:2|come up with:1|invent:1|make up:1.5|birthday message:2.5|greeting card:2.5|"
+        "love letter:3|wedding:1|pickup line:3|rpg:2|tabletop:1.5|worldbuilding:3|npcs:2|picture book:3|"
+        "children's book:3|comedy:2|stand-up:2.5|rap:2.5|iambic:3|rhyme scheme:3|storyline:2.5|"
+        "storytelling:2.5|whimsical:2|persuasive:1|cover letter:1.5|instagram:1|tweet:1.5|poet:2|"
+        "ad scripts:2.5|tv ad:2|sounds more poetic:3|heartfelt:1.5",
+        "zh": "故事:2.5|诗:2.5|诗歌:3|现代诗:3|诗词:3|小说:2.5|歌词:3|广告语:3|口号:3|标语:3|起名:3|"
+        "起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|营销方案:2.5|"
+        "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5",
+        "ja": "物語:3|詩:2.5|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
+        "ジョーク:3|冗談:2|童話:3|ストーリー:2.5|スピーチ:2|脚本:2.5|ブランディング:2|ファンタジー:2|"
+        "主人公:2.5|お祝い:1",
+        "ko": "이야기:2.5|시를 써:3|시를 지어:3|짧은 시:3|시 한 편:3|소설:2.5|가사:3|슬로건:3|홍보 문구:3|문구:2|"
+        "이름 좀:2.5|이름을 지어:3|지어 주세요:1.5|지어줘:1.5|농담:3|동화:3|편지:2|캠페인:1.5|"
+        "광고 영상:2|대본:2.5|등장인물:2.5|반전:1.5|복선:2.5|생신 축하:2",
+        "ru": "рассказ:2.5|рассказа:2|стих:3|стихи:3|стихотворение:3|поэма:3|сказка:3|сказку:3|сказки:2|"
+        "роман:1.5|песня:2|песню:2|слоган:3|название:1.5|придумай:1.5|сочини:2.5|шутка:3|шутку:3|"
+        "анекдот:3|сценарий:1.5|сценария:1.5|сценариев:1.5|кампанию:1.5|рекламную:2|героя:1|героев:1|"
+        "развязка:2|фантастический:2",
+        "de": "geschichte:1|kurzgeschichte:3|gedicht:3|gedichte:3|märchen:3|roman:1.5|lied:2|liedtext:3|"
+        "slogan:3|werbeslogan:3|namen:1.5|witz:3|drehbuch:3|drehbücher:3|erzählung:2.5|werbekampagne:2.5|"
+        "kampagne:1.5|reim:2.5|strophe:2.5|perspektiven:1|wendung:1.5|rückblenden:2.5|"
+        "markengeschichte:3|fantasie:2",
+        "es": "cuento:3|cuentos:3|historia:1|relato:3|poema:3|poesía:3|novela:2.5|canción:2.5|eslogan:3|"
+        "nombre:1.5|chiste:3|guion:2.5|guiones:2.5|campaña:1.5|publicitaria:1.5|narradores:2.5|"
+        "narrador:2.5|verso:2|rima:2.5|personajes:2|inventa:1.5",
+        "pt": "conto:3|contos:3|história:1|poema:3|poesia:3|romance:1.5|canção:2.5|slogan:3|nome:1.5|"
+        "piada:3|roteiro:2.5|roteiros:2.5|campanha:1.5|personagens:2|verso:2|rima:2.5",
+        "fr": "histoire:1|conte:3|poème:3|poésie:3|nouvelle:1.5|roman:1.5|chanson:2.5|slogan:3|nom:1|"
+        "blague:3|scénario:2|scénarios:2|campagne:1.5|publicitaire:1.5|narrateurs:2.5|narrateur:2.5|"
+        "personnages:2|rime:2.5",
+        "hi": "कहानी:3|कविता:3|गीत:2.5|नारा:3|नाम:1.5|चुटकुला:3|उपन्यास:2.5|अभियान:1.5|विज्ञापन:1.5|"
+        "शायरी:3|ब्रांड:1",
+        "ar": "قصة:3|القصة:3|قصيدة:3|شعر:2|الشعر:2|رواية:2.5|أغنية:2.5|شعارًا:3|شعار:2|الشعار:2|اسمًا:1.5|"
+        "اسم:1|نكتة:3|حملة:1.5|تسويقية:1.5|إعلانات:1.5|سيناريو:2|حكاية:3",
+    },
+    "constraints": {
+        "en": "must|exactly|at most|at least|no more than|no longer than|ensure|make sure|limit|strictly|only|"
+        "required|requirement|requirements|maximum|minimum|under|within|each|every|keep it|constraints|"
+        "should|cannot",
+        "zh": "必须|至少|最多|不超过|要求|确保|每个|每天|限制",
+        "ja": "必ず|以内|以上|少なくとも|最大|条件|それぞれ|ごと",
+        "ko": "반드시|이상|이내|최소|최대|포함해|각각|모두",
+        "ru": "должен|должно|должна|должны|обязательно|не более|не менее|минимум|максимум|строго|каждый|нужны",
+        "de": "muss|müssen|genau|höchstens|mindestens|maximal|jede|jeden|jeder|berücksichtige",
+        "es": "debe|deben|exactamente|como máximo|al menos|mínimo|máximo|cada",
+        "pt": "deve|devem|exatamente|no máximo|pelo menos|cada",
+        "fr": "doit|doivent|exactement|au maximum|au moins|chaque",
+        "hi": "अवश्य|कम से कम|अधिकतम|ज़रूर|हर",
+        "ar": "يجب|على الأقل|بحد أقصى|كل",
+    },
+    "agentic_verbs": {
+        "en": "deploy|install|run|execute|verify|commit|push|configure|set up|migrate|provision|automate|"
+        "edit file|edit the file|create a file|open a pull request|rollback|upgrade|monitor|schedule",
+        "zh": "部署|安装|运行|执行|配置|迁移|上线",
+        "ja": "デプロイ|インストール|実行|設定|移行",
+        "ko": "배포|설치|실행|설정|마이그레이션",
+        "ru": "разверни|развернуть|установи|установить|запусти|выполни|настрой|настроить",
+        "de": "bereitstellen|installiere|installieren|ausführen|konfigurieren|migrieren",
+        "es": "despliega|desplegar|instala|instalar|ejecuta|configura|migrar",
+        "pt": "implante|instale|instalar|execute|configure|migrar",
+        "fr": "déploie|déployer|installe|installer|exécute|configurer|migrer",
+        "hi": "इंस्टॉल|डिप्लॉय|चलाओ|चलाइए",
+        "ar": "ثبت|تثبيت|شغل|تشغيل",
+    },
+    "imperatives": {
+        "en": "implement|build|create|fix|write|design|develop|make|generate|add|produce|construct|draft|"
+        "compose|rewrite|convert|optimize|optimise",
+        "zh": "实现|设计|编写|写一|开发|构建|创建|生成|修复|写一个|写一首|写一篇",
+        "ja": "実装|設計|書いて|作成|開発|構築|作って|修正",
+        "ko": "구현|설계|작성|개발|구축|만들어|수정",
+        "ru": "напиши|реализуй|спроектируй|создай|разработай|исправь|построй|сделай|составь",
+        "de": "schreibe|schreib|implementiere|entwirf|erstelle|entwickle|baue|behebe",
+        "es": "escribe|implementa|diseña|crea|desarrolla|construye|corrige|haz|elabora",
+        "pt": "escreva|implemente|projete|crie|desenvolva|construa|corrija|faça",
+        "fr": "écris|implémente|conçois|crée|développe|construis|corrige|rédige",
+        "hi": "लिखिए|लिखो|बनाइए|बनाओ|डिज़ाइन|विकसित",
+        "ar": "اكتب|صمم|نفذ|أنشئ|طور",
+    },
+    "output_format": {
+        "en": "json|yaml|table|tables|schema|csv|markdown|bullet points|bullets|bullet|xml|headings|"
+        "numbered list|checklist|checklists|spreadsheet|outline|appendix|format",
+        "zh": "表格|json|标题|列表",
+        "ja": "一覧表|見出し|箇条書き|表も",
+        "ko": "표로|소제목|목록",
+        "ru": "таблицу|таблица|таблицей|списком|заголовками|подзаголовками",
+        "de": "tabelle|überschriften|checkliste|zeittafel",
+        "es": "tabla|títulos|cronología",
+        "pt": "tabela|títulos|lista de verificação|linha do tempo",
+        "fr": "tableau|titres|sous-titres|chronologie",
+        "hi": "तालिका|सूची|शीर्षक|समयरेखा",
+        "ar": "جدول|جدولًا|قائمة|عناوين|خط زمني",
+    },
+    "references": {
+        "en": "above|below|following|attached|the docs|documentation|previous|earlier|aforementioned|"
+        "this code|here is|here's|this text|this article|excerpt|as mentioned|this email|this sentence",
+        "zh": "以下|下面|上面|这段|附件",
+        "ja": "以下|次の|上記|この",
+        "ko": "다음|아래|위의|이 코드",
+        "ru": "ниже|выше|следующий|этот|этого|этом",
+        "de": "folgenden|unten|oben|diesen|dieser|diese",
+        "es": "siguiente|abajo|arriba|este|esta",
+        "pt": "seguinte|abaixo|acima|esse|este|essa",
+        "fr": "suivant|ci-dessous|ci-dessus|cette|ce",
+        "hi": "नीचे|ऊपर|इस",
+        "ar": "التالي|أدناه|أعلاه|هذا",
+    },
+    "domain_terms": {
+        "en": "quantum|fpga|homomorphic|genomics|thermodynamics|eigenvalue|eigenvalues|topology|cryptography|"
+        "bioinformatics|epidemiology|econometrics|pharmacokinetics|relativity|entanglement|lagrangian|"
+        "hamiltonian|fourier|stochastic|bayesian|keynesian|utilitarian|deontological|securitisation|"
+        "monetary policy|macroeconomic|jurisprudence|triage",
+        "zh": "量子|拓扑|热力学|基因组|相对论",
+        "ja": "量子|熱力学|位相幾何",
+        "ko": "양자|열역학",
+        "ru": "квантовый|квантовая|термодинамика|топология",
+        "de": "quantenmechanik|thermodynamik",
+        "es": "cuántica|termodinámica",
+        "pt": "quântica|termodinâmica",
+        "fr": "quantique|thermodynamique",
+        "hi": "क्वांटम",
+        "ar": "الكم|الكمومية",
+    },
+    "simple_indicators": {
+        "en": "what is|what's|who is|who was|who wrote|who invented|who painted|who discovered|"
+        "when did|when was|where is|where are|how many|how much|how far|how tall|how old|how long|what year|"
+        "which planet|which country|define|definition|meaning of|hello|hi|hey|thanks|thank you|capital|"
+        "yes or no|true or false|name the|what does|stand for|what time",
+        "zh": "是什么|是谁|哪里|哪个|多少|什么意思|你好|谢谢|首都|作者是谁|有多长|有多高",
+        "ja": "何ですか|とは|誰|どこ|いつ|いくら|どのくらい|こんにちは|ありがとう|首都",
+        "ko": "무엇|뭐예요|누구|어디|언제|얼마|몇|안녕하세요|수도는|만들었나요",
+        "ru": "что такое|кто|где|когда|сколько|какая|какой|какое|столица|привет|спасибо",
+        "de": "was ist|wer|wo|wann|wie viel|wie viele|wie hoch|welche|welcher|hauptstadt|hallo|danke",
+        "es": "qué es|quién|dónde|cuándo|cuánto|cuántos|cuántas|cuál|capital|hola|gracias",
+        "pt": "o que é|quem|onde|quando|quanto|quantos|quantas|qual|capital|olá|obrigado|obrigada",
+        "fr": "qu'est-ce|qui a|où|quand|combien|quel|quelle|capitale|bonjour|merci",
+        "hi": "क्या है|कौन|कहाँ|कब|कितना|कितने|कितनी|राजधानी|नमस्ते|धन्यवाद|किसने",
+        "ar": "ما هي|ما هو|من هو|أين|متى|كم|عاصمة|مرحبا|شكرا",
+    },
+    "negation": {
+        "en": "not|without|except|never|no|none|neither|nor|avoid|don't|doesn't|isn't",
+        "zh": "不要|不能|没有|除了|不超过",
+        "ja": "ない|以外|せずに",
+        "ko": "않|없이|제외",
+        "ru": "не|без|кроме|никогда",
+        "de": "nicht|ohne|außer|kein|keine|nie",
+        "es": "no|sin|excepto|nunca",
+        "pt": "não|sem|exceto|nunca",
+        "fr": "pas|sans|sauf|jamais",
+        "hi": "नहीं|बिना|सिवाय",
+        "ar": "لا|بدون|ليس|إلا",
+    },
+    "analysis": {
+        "en": "compare:1.5|comparing|comparison|versus|vs|difference|differences|differ|pros and cons:1.5|"
+        "pros|cons|advantages|disadvantages|benefits and drawbacks|trade-off:1.5|trade-offs:1.5|"
+        "tradeoff:1.5|tradeoffs:1.5|trade off|analyse:1.5|analyze:1.5|analysis:1.5|analyzing|analysing|"
+        "evaluate:1.5|evaluation|assess:1.5|assessment|critique|implications|consequences|impact|"
+        "which is better|is it better|should i|should we|weigh|argument|arguments|argue|justify|"
+        "recommend|recommendation|better|worse|causes|scenarios|strategy|sensitive|reasoned|"
+        "for and against|strongest|risks",
+        "zh": "比较:1.5|对比:1.5|区别|优缺点:1.5|优点|缺点|分析:1.5|评估|利弊|影响|哪个好|建议|风险评估",
+        "ja": "比較:1.5|違い|メリット|デメリット|分析:1.5|評価|長所|短所|影響|対策",
+        "ko": "비교:1.5|차이|장단점:1.5|장점|단점|분석:1.5|평가|영향|추천|원인",
+        "ru": "сравни:1.5|сравнить|сравнение|разница|отличие|отличия|плюсы|минусы|анализ|"
+        "проанализируй:1.5|оцени|оценка|последствия|преимущества|недостатки|обоснуй|аргументы",
+        "de": "vergleiche:1.5|vergleich|unterschied|unterschiede|vorteile|nachteile|vor- und nachteile|"
+        "analysiere:1.5|analyse|bewerte|bewertung|auswirkungen|folgen|begründete|empfehle",
+        "es": "compara:1.5|comparar|comparación|diferencia|diferencias|ventajas|desventajas|analiza:1.5|"
+        "análisis|evalúa|evaluar|consecuencias|impacto|conviene|escenarios|causas",
+        "pt": "compare:1.5|comparar|comparação|diferença|diferenças|vantagens|desvantagens|analise:1.5|"
+        "análise|avalie|avaliar|impactos|consequências|recomende|justificativas",
+        "fr": "compare:1.5|comparer|comparaison|différence|différences|avantages|inconvénients|analyse:1.5|"
+        "analyser|évalue|évaluer|conséquences|impact|argumentée|recommande",
+        "hi": "तुलना:1.5|अंतर|फायदे|नुकसान|विश्लेषण:1.5|मूल्यांकन|प्रभाव|सिफ़ारिश|कारणों",
+        "ar": "قارن:1.5|مقارنة|الفرق|مزايا|المزايا|عيوب|العيوب|حلل:1.5|تحليل|قيم|تقييم|آثار|تأثير|توصية",
+    },
+    "explanation": {
+        "en": "why|how does|how do|how did|how come|explain|explaining|explanation|what causes|reason|"
+        "reasons|mechanism|how it works|work",
+        "zh": "为什么|为何|原因|原理|解释|怎么回事",
+        "ja": "なぜ|どうして|理由|仕組み|原理|説明",
+        "ko": "왜|이유|원리|어떻게 작동|설명",
+        "ru": "почему|зачем|как работает|причина|причины|объясни|объясните",
+        "de": "warum|wieso|weshalb|wie funktioniert|erkläre|erklären|erkläre|grund",
+        "es": "por qué|cómo funciona|explica|explicar|razón",
+        "pt": "por que|por quê|como funciona|explique|explicar|razão",
+        "fr": "pourquoi|comment fonctionne|explique|expliquer|raison",
+        "hi": "क्यों|कैसे काम|कारण|समझाइए|समझाओ",
+        "ar": "لماذا|كيف يعمل|سبب|أسباب|اشرح|فسر",
+    },
+    "math": {
+        "en": "calculate|compute|solve|equation|equations|percent|percentage|probability|integral|derivative|"
+        "sum|average|divided|multiplied|times|plus|minus|square root|prime|prime number|factorial|ratio|"
+        "fraction|larger|bigger|smaller|heavier|cheaper|next number|sequence|digits|if|odd|even|multiply|"
+        "divide|how old|what day|break even|geometric|arithmetic|math|mathematical|algebra|"
+        "true or false|greater|how many:0.5|how much:0.5",
+        "zh": "计算|解方程|方程|百分之|概率|打折|打八折|原价|哪个大|星期几|质数|素数|鸡兔同笼|如果|多少:0.5",
+        "ja": "計算|解いて|方程式|確率|割引|何曜日|素数|何分後|なら|いくら:0.5",
+        "ko": "계산|풀어|방정식|확률|소수인가요|무슨 요일|만약|곱하고|더했더니|얼마:0.5",
+        "ru": "вычисли|посчитай|реши|решите|уравнение|процент|процентов|вероятность|простое число|"
+        "сколько будет|больше|если|задачу|сколько:0.5",
+        "de": "berechne|rechne|löse|gleichung|prozent|wahrscheinlichkeit|primzahl|wenn|fläche|umfang|wie viel:0.5",
+        "es": "calcula|resuelve|ecuación|por ciento|porcentaje|probabilidad|número primo|si|números|cuánto:0.5",
+        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|se|maior|idade|quanto:0.5",
+        "fr": "calcule|résous|équation|pour cent|pourcentage|probabilité|nombre premier|si|combien font|combien:0.5",
+        "hi": "गणना|हल|समीकरण|प्रतिशत|प्रायिकता|अभाज्य|अगर|यदि|लाभ|मूल्य|कितना:0.5",
+        "ar": "احسب|حل المسألة|معادلة|بالمئة|نسبة|احتمال|أولي|إذا|يساوي|كم:0.5",
+    },
+    "factual_markers": {
+        "en": "what:0.5|who:0.5|when:0.5|where:0.5|which:0.5|tell me about|describe|list:0.5|overview|history|"
+        "biography|explain what:1.5|facts|information|guide|timeline|reference|summary of|main|key|rules|"
+        "symptoms|documents|habits|tips|steps to|how do i:0.5|how to:0.5|how can i:0.5|give me:0.5",
+        "zh": "介绍|介绍一下|由来|习俗|历史|攻略|指南|全面介绍",
+        "ja": "教えてください|教えて|歴史|由来|ガイド|過ごし方|解説",
+        "ko": "알려주세요|알려 주세요|역사|풍습|가이드|정리해|소개",
+        "ru": "расскажи|расскажите|история|истории|путеводитель|обзор|руководство",
+        "de": "erzähl|erzähle|geschichte der|leitfaden|überblick|informationen",
+        "es": "háblame|historia de|guía|informe|información",
+        "pt": "fale|história do|história da|guia|panorama|informações",
+        "fr": "parle-moi|histoire du|histoire de|guide|présentation|informations",
+        "hi": "बताइए|बताओ|इतिहास|गाइड|जानकारी",
+        "ar": "حدثني|تاريخ|دليل|دليلًا|تقرير|تقريرًا|معلومات",
+    },
+    "translation": {
+        "en": "translate|translation|translated|how do you say|how to say|in english|into english|"
+        "into spanish|into french|into german|into italian|into japanese|into chinese|in spanish|in french|"
+        "in japanese|in german|in italian|in chinese|carpe diem",
+        "zh": "翻译|译成|翻成|用英语|英文",
+        "ja": "訳して|翻訳|英語で|英語に",
+        "ko": "번역|영어로",
+        "ru": "переведи|переведите|перевод|перевести|по-английски|на английский",
+        "de": "übersetze|übersetzen|übersetzung|ins englische|auf englisch",
+        "es": "traduce|traducir|traducción|al inglés|en inglés",
+        "pt": "traduza|traduzir|tradução|em inglês|como se diz",
+        "fr": "traduis|traduire|traduction|en anglais",
+        "hi": "अनुवाद|अंग्रेज़ी में|अंग्रेजी में",
+        "ar": "ترجم|ترجمة|بالإنجليزية|إلى الإنجليزية",
+    },
+    "summarisation": {
+        "en": "summarise|summarize|summary|summarising|summarizing|tl;dr|tldr|key points|main points|recap|"
+        "condense|shorten|gist|synopsis|sum up|executive summary",
+        "zh": "总结|概括|摘要|要点",
+        "ja": "要約|まとめて|要点",
+        "ko": "요약",
+        "ru": "перескажи|резюме|резюмируй|кратко изложи|основные мысли|суммируй",
+        "de": "fasse|zusammen|zusammenfassung|zusammenfassen",
+        "es": "resume|resumen|resumir",
+        "pt": "resuma|resumo|resumir",
+        "fr": "résume|résumé|résumer",
+        "hi": "सारांश|संक्षेप",
+        "ar": "لخص|تلخيص|ملخص",
+    },
+    "depth": {
+        "en": "detailed|comprehensive|in-depth|in depth|thorough|thoroughly|extensive|exhaustive|complete|"
+        "full|in detail|elaborate|production-ready|end-to-end|from scratch|deep dive|holistic|rigorous|"
+        "rigorously|several|multiple|from scratch",
+        "zh": "详细|全面|深入|完整|系统地|严谨|严格",
+        "ja": "詳しく|詳細|網羅|完全|包括的|徹底|厳密",
+        "ko": "자세히|상세히|상세|완벽한|깊이|전체|모두 포함|엄밀",
+        "ru": "подробно|подробный|подробную|развёрнутый|развернутый|полный|полноценную|детально|всесторонне|"
+        "глубоко|строгим",
+        "de": "ausführlich|ausführlichen|ausführliche|umfassend|umfassenden|detailliert|vollständig|komplette|"
+        "gründlich",
+        "es": "detallado|detallada|completo|completa|exhaustivo|en profundidad|a fondo|rigurosamente",
+        "pt": "detalhado|detalhada|completo|completa|aprofundada|aprofundado|de forma aprofundada",
+        "fr": "détaillé|détaillée|complet|complète|approfondi|en profondeur|exhaustif|rigoureusement",
+        "hi": "विस्तृत|विस्तार से|पूरी|गहराई से|संपूर्ण",
+        "ar": "شامل|شاملًا|مفصل|مفصلًا|بالتفصيل|بعمق|متكاملة|كامل",
+    },
+    "brevity": {
+        "en": "briefly|brief|short:0.5|in one sentence|one word|quick|quickly|one-liner|one line|"
+        "in a nutshell|roughly|just|simple terms:0.5",
+        "zh": "简单|一句话|简短",
+        "ja": "一文で|簡単に|短く",
+        "ko": "간단히|한 줄|한 문장",
+        "ru": "кратко|коротко|одним словом|в одном предложении",
+        "de": "kurz|kurze|knapp|in einem satz",
+        "es": "breve|brevemente|en una frase",
+        "pt": "breve|brevemente|em uma frase|poucas linhas",
+        "fr": "brièvement|bref|en une phrase",
+        "hi": "संक्षेप में|एक वाक्य",
+        "ar": "باختصار|في جملة",
+    },
+    "small_artefact": {
+        "en": "name|names|nickname|title|slogan|tagline|pun|one-liner|one-line|haiku|rhyme|rhymes with|word|"
+        "synonym|antonym|couplet|caption|hashtag|command|one-sentence|single sentence|abbreviation|acronym|"
+        "stand for|spell|plural|one-line joke|yes or no|true or false|version|joke",
+        "zh": "名字|起名|广告语|标语|口号|一句|命令",
+        "ja": "名前|キャッチコピー|俳句|一文|コマンド|一句",
+        "ko": "이름|문구|한 줄|명령어|한 문장",
+        "ru": "название|слоган|командой|команда|имя|одним словом",
+        "de": "namen|slogan|werbeslogan|befehl|einem satz",
+        "es": "nombre|eslogan|comando|una frase",
+        "pt": "nome|slogan|comando|uma frase",
+        "fr": "nom|slogan|commande|une phrase",
+        "hi": "नाम|नारा|कमांड|एक वाक्य",
+        "ar": "اسم|اسمًا|شعار|شعارًا|الأمر|جملة واحدة",
+    },
+    "medium_artefact": {
+        "en": "function|method|class|poem|story|limerick|sonnet|lyrics|song|email|letter|message|toast|speech|"
+        "dialogue|script|query|component|dockerfile|description|blurb|paragraph|example|tests|unit tests|"
+        "regular expression|bedtime story|short story|biography|overview|caption|paragraphs|verse|chorus|"
+        "describe|tell me about|history|sonnet|limerick",
+        "zh": "函数|诗|故事|邮件|介绍|总结|由来|习俗|历史",
+        "ja": "関数|詩|物語|メール|スピーチ|手紙|過ごし方|歴史|解説|由来",
+        "ko": "함수|시를 써|짧은 시|이야기|편지|이메일|풍습|역사|대해 알려",
+        "ru": "функцию|функция|стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю",
+        "de": "funktion|gedicht|geschichte|e-mail|brief|rede|erzähl|erzähle",
+        "es": "función|poema|cuento|correo|carta|discurso|háblame|historia",
+        "pt": "função|poema|história|carta|discurso|fale",
+        "fr": "fonction|poème|histoire|lettre|discours|parle-moi",
+        "hi": "फ़ंक्शन|फंक्शन|कविता|कहानी|पत्र|ईमेल|बताइए|के बारे में|इतिहास",
+        "ar": "دالة|قصيدة|قصة|رسالة|حدثني|تاريخ",
+    },
+    "large_artefact": {
+        "en": "system:0.6|systems:0.6|application|platform|architecture|novel|novella|chapter|chapters|campaign|guide|"
+        "handbook|report|curriculum|course|framework|full-stack|pipeline|engine|compiler|interpreter|"
+        "screenplay|book|series|encyclopedia|strategy|roadmap|business plan|thesis|whitepaper|study guide|"
+        "timeline|essay|article|saas|extension|service|migration|codebase|module|prove|proof|theorem|"
+        "derive|outline|setting|campaign setting|plan:0.5|prove:2|proof:2|theorem:1.5",
+        "zh": "系统|架构|小说|方案|攻略|指南|报告|平台|应用|策划|长篇|证明:2",
+        "ja": "システム|アーキテクチャ|長編|ガイド|レポート|報告書|設計|第一章|証明:2|ブランディング|一から",
+        "ko": "시스템|아키텍처|장편|가이드|보고서|캠페인|기획|백엔드|증명:2",
+        "ru": "систему|система|архитектуру|роман|путеводитель|руководство|отчёт|отчет|кампанию|стратегию|"
+        "микросервис|обзор|докажи:2|доказательство:2|докажите:2",
+        "de": "architektur|roman|leitfaden|bericht|kampagne|werbekampagne|strategie|webanwendung|"
+        "anwendung|überblick|handbuch|beweise:2",
+        "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación|plataforma|demuestra:2",
+        "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|"
+        "prove:2",
+        "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|"
+        "présentation|démontre:2",
+        "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2",
+        "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت:2|برهن:2",
+    },
+    # Language markers for Latin-script text: common words distinctive for each language.
+    "lang_en": {
+        "en": "the|is|are|what|how|why|which|who|and|of|to|for|with|this|that|you|your|my|i|me|please|can|"
+        "could|would|should|write|explain|give|does|it|about|from|be|tell",
+    },
+    "lang_de": {
+        "de": "der|die|das|und|ist|nicht|ein|eine|einen|einem|wie|warum|ich|mir|mich|mit|für|zu|auf|bitte|"
+        "welche|welcher|den|dem|des|oder|auch|sich|von|im|zum|zur|über|schreibe|schreib|erkläre|gib|wer|wo|"
+        "wann|sind|kann|mein|meine|unser|unsere|eines",
+    },
+    "lang_es": {
+        "es": "el|los|las|qué|es|y|cómo|una|con|del|cuál|cuáles|son|está|mi|quién|dónde|cuándo|cuánto|"
+        "explica|escribe|dame|hay|muy|pero|al|lo|sobre|según|de|la|que|un|por|para|como|se|no|en|o|mis|tus",
+    },
+    "lang_pt": {
+        "pt": "os|é|não|uma|um|você|do|da|dos|das|em|na|nos|nas|são|qual|quais|quem|onde|quando|quanto|"
+        "escreva|faça|meu|minha|seu|sua|ao|pelo|pela|isso|esse|essa|também|muito|mas|de|que|por|para|como|se|o|a|e",
+    },
+    "lang_fr": {
+        "fr": "le|les|des|est|et|du|une|qu|quel|quelle|quels|quelles|comment|pourquoi|je|vous|nous|pour|dans|"
+        "avec|cette|ces|sont|il|elle|au|aux|sur|pas|ne|qui|où|écris|donne|moi|mon|ma|mes|peux|l|j|de|la|que|un|en|d",
+    },
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+# Letters of space-delimited scripts (Latin incl. accents, Greek, Cyrillic, Armenian, Hebrew, Arabic with its
+# marks, Devanagari with its vowel signs, Bengali). Python's \w would split Devanagari words at vowel signs and
+# would glue CJK runs onto neighbouring Latin words ("用Python写"), so the class is spelled out.
+_WORD_CHARS = (
+    "0-9a-z_\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af\u0300-\u036f\u0370-\u03ff\u0400-\u052f"
+    "\u0531-\u058f\u05d0-\u05ea\u0610-\u061a\u0620-\u065f\u066e-\u06d3\u06d5-\u06ef\u06fa-\u06ff"
+    "\u0900-\u0963\u0966-\u097f\u0980-\u09ff\u1e00-\u1eff"
+)
+_TOKEN_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
+_ENTRY_IS_WORD_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
+# ASCII fast path: every punctuation mark except the ones that live inside code words (c++, c#, snake_case)
+# becomes a space, then str.split does the rest; about 3x faster than a regex pass on long English prompts.
+_ASCII_SPLIT: Final = str.maketrans({c: " " for c in string.punctuation if c not in "+#_"})
+# Scripts written without spaces between words: keywords match as substrings, length counts characters.
+_SUBSTRING_SCRIPT_RE: Final = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+    "\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]"
+)
+_LATIN_LETTER_RE: Final = re.compile("[a-z\u00c0-\u024f]")
+# One pass over a non-ASCII region finds runs of each script; group numbers name the script.
+_SCRIPT_RUN_RE: Final = re.compile(
+    "([\u3040-\u30ff]+)"  # 1 kana
+    "|([\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]+)"  # 2 hangul
+    "|([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)"  # 3 han
+    "|([\u0400-\u052f]+)"  # 4 cyrillic
+    "|([\u0900-\u097f]+)"  # 5 devanagari
+    "|([\u0600-\u06ff\u0750-\u077f]+)"  # 6 arabic
+    "|([a-z\u00c0-\u024f]+)"  # 7 latin
+    "|([\u0e00-\u0eff\u0370-\u03ff\u0590-\u05ff\u1000-\u109f\u1780-\u17ff]+)"  # 8 other
+)
+_SCRIPT_LANG: Final = {1: "ja", 2: "ko", 3: "zh", 4: "ru", 5: "hi", 6: "ar", 8: "other"}
+# Structure of the instruction region, one group per feature (m.lastindex says which).
+_STRUCT_RE: Final = re.compile(
+    r"(```|~~~)"  # 1 code fence
+    r"|(`[^`\n]{1,80}`|[{}]|;[ \t]*(?:\n|$)|=>|->|::|==|!=|\+=|&&|\|\||</?[a-z][a-z0-9]*>"
+    r"|\b[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\(|\b[a-z_][a-z0-9_]*\([a-z0-9_,\s\"']*\))"  # 2 code syntax
+    r"|(\d+(?:[.,]\d+)?\s*(?:[-+*/×÷^=<>]\s*[\d(]|%)|\b[a-z]\s*\^\s*\d|\d[a-z]\s*[-+=]|[√∑∫²³≤≥≠π]"
+    r"|\|[a-z]\|)"  # 3 math
+    r"|((?:^|\n)[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t])"  # 4 list item
+    r"|([?？؟])"  # 5 question
+    r"|([,，、،;；])"  # 6 separator
+    r"|(\d{1,3}(?:[,. \u00a0]\d{3})+|\d+)(?:[\s-]*(words?|wörter\w*|palabras|palavras|mots|слов\w*|字|자|"
+    r"단어|文字|शब्द\w*|كلمة))?",  # 7 number, 8 its unit when it asks for a length in words
+    re.MULTILINE,
+)
+# Where pasted material starts: a colon before a quote, a fence or a line break, or a blank line.
+_MATERIAL_RE: Final = re.compile(r"[:：][ \t]*(?=\n|[\"'«“「`])|\n[ \t]*\n")
+_MATERIAL_MIN_TOKENS: Final = 25
+_MATERIAL_WEIGHT: Final = 0.3  # pasted material adds length, but far less than instructions do
+# Hints for Latin-script languages from their letters: (characters, language dimension, weight).
+_LATIN_HINTS: Final = (
+    ("ñ¿¡", _LANG_ES, 2.0),
+    ("ãõ", _LANG_PT, 2.0),
+    ("ßäöü", _LANG_DE, 2.0),
+    ("èêàùœëî", _LANG_FR, 1.5),
+    ("ç", _LANG_PT, 0.5),
+    ("ç", _LANG_FR, 0.5),
+)
+_WORD_BOUNDARY_BEFORE = f"(?<![{_WORD_CHARS}])"
+_WORD_BOUNDARY_AFTER = f"(?![{_WORD_CHARS}])"
+
+_JSON_TYPES: Final = frozenset({"json_object", "json_schema", "json"})
+_CATEGORY_ORDER: Final[tuple[Category, ...]] = ("code", "creative", "reasoning", "factual")
+
+# Scoring weights. Complexity is a sum of "points"; the thresholds below split it into simple/medium/complex,
+# and the same points map linearly onto complexity_score so that the split lands on the routing band's edges.
+_PTS_SIMPLE_BELOW: Final = -0.35
+_PTS_COMPLEX_FROM: Final = 1.45
+_BODY_WEIGHT: Final = 0.4  # keywords seen only in the middle of a long prompt (pasted material) count less
+_SYSTEM_WEIGHT: Final = 0.3  # the system prompt adds format/constraint/role signals, not the task itself
+_LANG_LENGTH_FACTOR: Final = {"zh": 0.75, "ja": 0.65, "ko": 0.6}
+
+
+def _parse_entries(spec: str) -> Iterable[tuple[str, float]]:
+    for raw in spec.split("|"):
+        entry = raw.strip()
+        if not entry:
+            continue
+        weight = 1.0
+        head, sep, tail = entry.rpartition(":")
+        if sep and head and _is_number(tail):
+            entry, weight = head, float(tail)
+        yield " ".join(entry.lower().split()), weight
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _trie_pattern(keys: Iterable[str], *, prefix_keys: frozenset[str] = frozenset(), bounded: bool) -> str:
+    """A regex alternation shaped as a trie, so the engine rejects a position after one character test.
+
+    With ``bounded`` each key must end at a word boundary unless it is in ``prefix_keys`` (a stem). The
+    alternation is greedy, so the longest key wins where keys share a prefix.
+    """
+    trie: dict[str, Any] = {}
+    for key in keys:
+        node = trie
+        for ch in key:
+            node = node.setdefault(ch, {})
+        node["\0end"] = key in prefix_keys or not bounded
+        node.setdefault("\0word", False)
+        if bounded and key not in prefix_keys:
+            node["\0word"] = True
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if not ch.startswith("\0")]
+        if node.get("\0word"):
+            alts.append(_WORD_BOUNDARY_AFTER)
+        if node.get("\0end"):
+            alts.append("")
+        if len(alts) == 1:
+            return alts[0]
+        return "(?:" + "|".join(alts) + ")"
+
+    return emit(trie)
+
+
+def _script_family(text: str) -> str:
+    for ch in text:
+        if ch.isalpha() or ch.isdigit():
+            code = ord(ch)
+            if code < 0x0250:
+                return "latin"
+            return "other"
+    return "latin"
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The routing decision for one prompt.
+
+    Attributes:
+        task_type: routeforge's task: code, reasoning, creative, translation, summarisation, factual, general.
+        task_matched: whether task detection found real evidence (``False`` means ``general``: no match).
+        complexity_score: 0.0-1.0; below 0.35 is simple, 0.65 and above is complex.
+        tier: smart-llm-router's tier: simple, medium, complex, reasoning.
+        complexity: mmrouter's complexity: simple, medium, complex.
+        category: mmrouter's category: factual, reasoning, creative, code.
+        confidence: 0.0-1.0; how clearly the evidence separates the winner from the runner-up.
+        signals: the human-readable signals that decided it, e.g. ``("reasoning_markers:2", "lang:de")``.
+        language: detected language of the last user turn: en, zh, ja, ko, ru, de, es, pt, fr, hi, ar, other.
+        input_tokens: estimated input tokens of the whole chat (:func:`estimate_messages_tokens`).
+
+    .. versionadded:: 0.1.0
+    """
+
+    task_type: TaskType
+    task_matched: bool
+    complexity_score: float
+    tier: Tier
+    complexity: ComplexityLabel
+    category: Category
+    confidence: float
+    signals: tuple[str, ...]
+    language: str
+    input_tokens: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The classification as plain JSON-ready data."""
+        return {
+            "task_type": self.task_type,
+            "task_matched": self.task_matched,
+            "complexity_score": self.complexity_score,
+            "tier": self.tier,
+            "complexity": self.complexity,
+            "category": self.category,
+            "confidence": self.confidence,
+            "signals": list(self.signals),
+            "language": self.language,
+            "input_tokens": self.input_tokens,
+        }
+
+
+_Hits = dict[str, tuple[tuple[int, float], ...]]
+
+
+class Classifier:
+    """Rule-based prompt classifier: pure, synchronous, compiled once.
+
+    Args:
+        extra_keywords: more keywords per dimension, e.g. ``{"code_presence": ["terraform"],
+            "creative_markers": ["villanelle:3"]}``. Keys are names from :data:`DIMENSIONS`; entries use the
+            table syntax (``"a b"`` phrase, ``"stem*"`` word-start stem, ``"~x"`` substring, ``":w"`` weight).
+
+    Raises:
+        ConfigError: an ``extra_keywords`` key is not a known dimension.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = (
+        "_other_phrase_map",
+        "_other_phrase_re",
+        "_phrase_map",
+        "_phrase_re",
+        "_substr_always",
+        "_substr_map",
+        "_substr_re",
+        "_word_keys",
+        "_words",
+    )
+
+    def __init__(self, *, extra_keywords: Mapping[str, Sequence[str]] | None = None) -> None:
+        index = {name: i for i, name in enumerate(DIMENSIONS)} | _LANG_DIMS
+        # key -> {dim: weight}; a key listed twice in one dimension keeps its largest weight, never the sum.
+        merged: dict[str, dict[int, float]] = {}
+        prefix_keys: set[str] = set()
+        substring_keys: set[str] = set()
+
+        def add(dim: int, spec: str) -> None:
+            for key, weight in _parse_entries(spec):
+                if key.startswith("~"):
+                    key = key[1:]
+                    substring_keys.add(key)
+                elif _SUBSTRING_SCRIPT_RE.search(key):
+                    substring_keys.add(key)
+                elif key.endswith("*"):
+                    key = key[:-1]
+                    prefix_keys.add(key)
+                if not key:
+                    continue
+                slot = merged.setdefault(key, {})
+                slot[dim] = max(weight, slot.get(dim, 0.0))
+
+        for name, per_lang in _TABLES.items():
+            for spec in per_lang.values():
+                add(index[name], spec)
+        for name, entries in (extra_keywords or {}).items():
+            if name not in index or name in _LANG_DIMS:
+                raise ConfigError(f"unknown classifier dimension {name!r} (known: {', '.join(DIMENSIONS)})",
+                                  path=f"extra_keywords.{name}")
+            if isinstance(entries, str):
+                entries = [entries]
+            add(index[name], "|".join(entries))
+
+        words: _Hits = {}
+        phrases: _Hits = {}
+        others: _Hits = {}
+        substrings: _Hits = {}
+        for key, dims in merged.items():
+            packed = tuple(sorted(dims.items()))
+            if key in substring_keys:
+                substrings[key] = packed
+            elif key not in prefix_keys and _ENTRY_IS_WORD_RE.fullmatch(key):
+                words[key] = packed
+            elif _script_family(key) == "latin":
+                phrases[key] = packed
+            else:
+                others[key] = packed
+        self._words = words
+        self._word_keys = frozenset(words)
+        self._phrase_map = phrases
+        self._other_phrase_map = others
+        self._substr_map = substrings
+        pk = frozenset(prefix_keys)
+        self._phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(phrases, prefix_keys=pk, bounded=True))
+        self._other_phrase_re = re.compile(
+            _WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True)
+        )
+        self._substr_re = re.compile(_trie_pattern(substrings, bounded=False)) if substrings else None
+        # Latin substring keys (only from extra_keywords) must be searched even in ASCII prompts.
+        self._substr_always = any(_script_family(k) == "latin" for k in substrings)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def classify_text(self, prompt: str, *, system: str | None = None) -> Classification:
+        """Classify a single prompt, optionally with a system prompt.
+
+        Args:
+            prompt: the user's text.
+            system: an optional system prompt.
+
+        Returns:
+            The :class:`Classification`.
+        """
+        if system:
+            return self.classify([{"role": "system", "content": system}, {"role": "user", "content": prompt}])
+        return self.classify([{"role": "user", "content": prompt}])
+
+    def classify(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: bool = False,
+        response_format: Mapping[str, Any] | None = None,
+    ) -> Classification:
+        """Classify a chat: the last user turn dominates, the system prompt adds signals, history adds context.
+
+        Args:
+            messages: OpenAI-style chat messages (``content`` a string or a list of parts).
+            tools: whether the request offers tools (an agentic signal).
+            response_format: the request's ``response_format``; a JSON type floors complexity at medium.
+
+        Returns:
+            The :class:`Classification`. The same input always gives the same output.
+        """
+        # --- pick the turns -------------------------------------------------------------------------------------
+        last = ""
+        last_index = -1
+        for i in range(len(messages) - 1, -1, -1):
+            if messages[i].get("role", "user") == "user":
+                last = message_text(messages[i])
+                last_index = i
+                break
+        system_parts: list[str] = []
+        for i, m in enumerate(messages):
+            role = m.get("role")
+            if role in ("system", "developer"):
+                system_parts.append(message_text(m))
+            elif last_index < 0 and i == len(messages) - 1:
+                last = message_text(m)  # no user turn at all: classify the final message instead
+        system = "\n".join(system_parts) if system_parts else ""
+        input_tokens = estimate_messages_tokens(messages)
+        last_tokens = estimate_tokens(last)
+        system_tokens = estimate_tokens(system) if system else 0
+        context_tokens = max(0, input_tokens - last_tokens - system_tokens - 4 * len(messages))
+
+        acc = [0.0] * _NDIM
+        cnt = [0] * _NDIM
+        low = last.lower()
+        n = len(low)
+        ascii_text = low.isascii()
+        if not ascii_text:
+            low = low.replace("\u2019", "'")
+        if n > DEFAULT_REGION_CHARS:
+            half = DEFAULT_REGION_CHARS // 2
+            region = low[:half] + "\n" + low[-half:]
+        else:
+            region = low
+        # The instruction is what the user asks for; material pasted after "...:" or a blank line is its input,
+        # so it adds length at a discount and its words count less. The final line often holds the question.
+        instr = region
+        units = float(last_tokens)
+        split = _MATERIAL_RE.search(low, 0, DEFAULT_REGION_CHARS // 2)
+        if split is not None and split.start() >= 8:
+            rest_tokens = estimate_tokens(low[split.end() :])
+            if rest_tokens >= _MATERIAL_MIN_TOKENS:
+                tail = low[low.rfind("\n") + 1 :][-200:]
+                instr = low[: split.start()] + "\n" + tail
+                units = max(1, last_tokens - rest_tokens) + _MATERIAL_WEIGHT * rest_tokens
+
+        # --- keywords --------------------------------------------------------------------------------------------
+        words = self._words
+        keys = self._word_keys
+        if ascii_text:
+            hits = keys.intersection(low.translate(_ASCII_SPLIT).split())
+        else:
+            hits = keys.intersection(_TOKEN_RE.findall(low))
+        if instr is not low:
+            head = keys.intersection(instr.translate(_ASCII_SPLIT).split() if ascii_text else _TOKEN_RE.findall(instr))
+            _accumulate(head, words, 1.0, acc, cnt)
+            _accumulate(hits - head, words, _BODY_WEIGHT, acc, cnt)
+        else:
+            _accumulate(hits, words, 1.0, acc, cnt)
+        _accumulate(set(self._phrase_re.findall(instr)), self._phrase_map, 1.0, acc, cnt)
+        language = ""
+        if not ascii_text:
+            language = self._scan_non_ascii(instr, acc, cnt)
+            if not language:
+                for chars, d, w in _LATIN_HINTS:
+                    for ch in chars:
+                        if ch in instr:
+                            acc[d] += w
+                            break
+        elif self._substr_always and self._substr_re is not None:
+            _accumulate(set(self._substr_re.findall(instr)), self._substr_map, 1.0, acc, cnt)
+
+        # --- structure -------------------------------------------------------------------------------------------
+        st = _structure(region)
+        fences, syntax, mathy = st[1], st[2], st[3]
+        if instr is not region:
+            st = _structure(instr)
+        items, questions, seps, numbers, asked_words = st[4], st[5], st[6], st[7], st[8]
+        code_lines = last.count("\n") if fences else 0
+
+        # --- system prompt, tools, response format ---------------------------------------------------------------
+        json_floor = False
+        signals: list[str] = []
+        if system:
+            sys_low = system.lower()
+            if "json" in sys_low or "schema" in sys_low:
+                json_floor = True
+                signals.append("system:json")
+            sys_region = sys_low[:DEFAULT_REGION_CHARS]
+            sys_tokens = sys_region.translate(_ASCII_SPLIT).split() if sys_region.isascii() else (
+                _TOKEN_RE.findall(sys_region)
+            )
+            _accumulate(self._word_keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, None)
+        if response_format:
+            rf_type = response_format.get("type")
+            if rf_type in _JSON_TYPES:
+                json_floor = True
+                signals.append(f"response_format:{rf_type}")
+
+        # --- language --------------------------------------------------------------------------------------------
+        if not language:
+            best = _LANG_EN
+            for d in (_LANG_DE, _LANG_ES, _LANG_PT, _LANG_FR):
+                if acc[d] > acc[best]:
+                    best = d
+            language = _LATIN_LANGS[best - _LANG_EN]
+
+        # --- category --------------------------------------------------------------------------------------------
+        code_s = (
+            min(acc[_CODE], 8.0)
+            + 3.0 * min(fences, 1)
+            + 0.6 * min(syntax, 5)
+            + 0.3 * min(acc[_TECHNICAL], 3.0)
+        )
+        creative_s = min(acc[_CREATIVE], 8.0)
+        if acc[_IMPERATIVE] > 0:
+            # "write/build/design ..." asks for an artefact: its kind decides the category.
+            if acc[_CODE] >= 2.0:
+                code_s += 1.0
+            if creative_s >= 2.5:
+                creative_s += 1.0
+        math_s = acc[_MATH] + 1.0 * min(mathy, 3)
+        if numbers >= 2:
+            math_s += 1.0 + 0.4 * min(numbers - 2, 3)
+        elif numbers == 1 and math_s > 0:
+            math_s += 0.5
+        reasoning_s = (
+            1.4 * min(acc[_ANALYSIS], 4.0)
+            + 1.2 * min(acc[_EXPLAIN], 2.5)
+            + 1.3 * min(math_s, 4.0)
+            + 1.6 * min(acc[_REASONING], 3.0)
+        )
+        factual_s = (
+            0.8
+            + 0.9 * min(acc[_SIMPLE], 3.0)
+            + 0.9 * min(acc[_FACT], 3.0)
+            + 1.6 * min(acc[_TRANSLATE], 2.0)
+            + 1.6 * min(acc[_SUMMARY], 2.0)
+        )
+        scores = (code_s, creative_s, reasoning_s, factual_s)
+        best_i = 0
+        for i in (1, 2, 3):
+            if scores[i] > scores[best_i]:
+                best_i = i
+        category = _CATEGORY_ORDER[best_i]
+        runner_up = max(s for i, s in enumerate(scores) if i != best_i)
+
+        # --- complexity ------------------------------------------------------------------------------------------
+        units *= _LANG_LENGTH_FACTOR.get(language, 1.0)
+        pts = max(-1.0, min(2.5, 0.9 * math.log2(max(units, 1.0) / 25.0)))
+        explain = acc[_EXPLAIN] + acc[_ANALYSIS]
+        medium = acc[_MEDIUM]
+        pts += (
+            0.5 * min(acc[_REASONING], 2.0)
+            + 0.8 * min(acc[_DEPTH], 2.0)
+            + 1.0 * min(acc[_LARGE], 3.0)
+            + 1.0 * min(medium, 1.0)
+            + 0.15 * min(max(medium - 1.0, 0.0), 2.0)
+            - 0.8 * min(acc[_SMALL], 1.5)
+            - 0.5 * min(acc[_SIMPLE], 1.5)
+            - 0.6 * min(acc[_BREVITY], 1.0)
+            + 0.9 * min(explain, 1.0)
+            + 0.1 * min(max(explain - 1.0, 0.0), 3.0)
+            - 0.4 * min(acc[_TRANSLATE], 1.0)
+            + (1.2 if asked_words >= 800 else 0.5 if asked_words >= 300 else 0.0)
+            + 0.15 * min(acc[_TECHNICAL], 6.0)
+            + 0.2 * min(acc[_CONSTRAINT], 3.0)
+            + 0.25 * min(acc[_MULTI_STEP], 3.0)
+            + 0.12 * min(seps, 10)
+            + 0.2 * min(items, 6)
+            + 0.3 * min(max(0, questions - 1), 3)
+            + 0.2 * min(fences, 1)
+            + 0.03 * min(code_lines, 60)
+            + 0.2 * min(acc[_FORMAT], 2.0)
+            + 0.2 * min(acc[_DOMAIN], 2.0)
+            + 0.1 * min(acc[_AGENTIC], 3.0)
+            + 0.1 * min(acc[_IMPERATIVE], 3.0)
+            + 0.1 * min(acc[_NEGATION], 2.0)
+            + min(0.4, context_tokens / 3000.0)
+        )
+        if tools:
+            pts += 0.5
+            signals.append("tools")
+        if pts < _PTS_SIMPLE_BELOW:
+            complexity: ComplexityLabel = "simple"
+        elif pts >= _PTS_COMPLEX_FROM:
+            complexity = "complex"
+        else:
+            complexity = "medium"
+        if json_floor and complexity == "simple":
+            complexity = "medium"
+            signals.append("override:json_floor")
+        huge = input_tokens - system_tokens > DEFAULT_HUGE_PROMPT_TOKENS
+        if huge and complexity != "complex":
+            complexity = "complex"
+            signals.append("override:huge_prompt")
+        score = _score_from_points(pts, complexity)
+
+        # --- tier ------------------------------------------------------------------------------------------------
+        tier: Tier
+        if cnt[_REASONING] >= 2:
+            tier = "reasoning"
+            signals.append("override:reasoning_markers")
+        elif category == "reasoning" and acc[_REASONING] >= 1.0 and complexity != "simple":
+            tier = "reasoning"
+        else:
+            tier = complexity
+
+        # --- task type -------------------------------------------------------------------------------------------
+        task_type, matched = _task_type(category, acc, scores, math_s)
+
+        # --- confidence and signals ------------------------------------------------------------------------------
+        top = scores[best_i]
+        margin = (top - runner_up) / (top + runner_up) if top + runner_up > 0 else 0.0
+        edge = min(abs(pts - _PTS_SIMPLE_BELOW), abs(pts - _PTS_COMPLEX_FROM))
+        confidence = round(min(1.0, 0.35 + 0.4 * min(1.0, 2.0 * margin) + 0.25 * min(1.0, edge)), 3)
+        for d in range(len(DIMENSIONS)):
+            if acc[d] > 0:
+                signals.append(f"{DIMENSIONS[d]}:{acc[d]:g}")
+        if fences:
+            signals.append("code_block")
+        if syntax:
+            signals.append(f"code_syntax:{syntax}")
+        if mathy:
+            signals.append(f"math_syntax:{mathy}")
+        if questions > 1:
+            signals.append(f"questions:{questions}")
+        signals.append(f"length:{last_tokens}")
+        signals.append(f"lang:{language}")
+        return Classification(
+            task_type=task_type,
+            task_matched=matched,
+            complexity_score=score,
+            tier=tier,
+            complexity=complexity,
+            category=category,
+            confidence=confidence,
+            signals=tuple(signals),
+            language=language,
+            input_tokens=input_tokens,
+        )
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _scan_non_ascii(self, region: str, acc: list[float], cnt: list[int]) -> str:
+        """The language of a non-ASCII region (by script runs), plus its non-Latin phrase and substring hits."""
+        counts = [0.0] * 9
+        first = 0
+        for m in _SCRIPT_RUN_RE.finditer(region):
+            g = m.lastindex or 0
+            size = m.end() - m.start()
+            if g in (1, 2, 3):
+                counts[g] += size * 0.5  # a CJK character is roughly half a word
+            else:
+                counts[g] += 1.0
+            if not first:
+                first = g
+        if first:
+            counts[first] += 1.5  # the instruction usually comes first
+        if counts[4] or counts[5] or counts[6]:
+            _accumulate(set(self._other_phrase_re.findall(region)), self._other_phrase_map, 1.0, acc, cnt)
+        if self._substr_re is not None:
+            _accumulate(set(self._substr_re.findall(region)), self._substr_map, 1.0, acc, cnt)
+        best = 7
+        for g in (1, 2, 3, 4, 5, 6, 8):
+            if counts[g] > counts[best]:
+                best = g
+        if best == 3 and counts[1] > 0:
+            best = 1  # kanji with any kana is Japanese
+        return _SCRIPT_LANG.get(best, "")
+
+
+def _structure(text: str) -> list[int]:
+    """Counts of structural features: [_, fences, code syntax, math, list items, questions, separators, numbers,
+    requested output length in words]."""
+    st = [0] * 9
+    for m in _STRUCT_RE.finditer(text):
+        g = m.lastindex or 0
+        if g >= 7:
+            digits = m.group(7)
+            if m.group(8):
+                st[8] = max(st[8], int("".join(ch for ch in digits if ch.isdigit())))
+            elif len(digits) == 4 and digits[0] in "12":
+                continue  # a year is a date, not arithmetic
+            st[7] += 1
+        else:
+            st[g] += 1
+    return st
+
+
+def _accumulate(keys: Iterable[str], table: _Hits, scale: float, acc: list[float], cnt: list[int] | None) -> None:
+    """Add each distinct matched keyword's weights once; ``cnt`` counts distinct keywords per dimension."""
+    for key in keys:
+        for d, w in table[key]:
+            acc[d] += w * scale
+            if cnt is not None:
+                cnt[d] += 1
+
+
+def _score_from_points(pts: float, complexity: ComplexityLabel) -> float:
+    """Map points onto 0-1 so the simple/medium/complex split lands on the routing band's edges."""
+    span = _PTS_COMPLEX_FROM - _PTS_SIMPLE_BELOW
+    band = DEFAULT_COMPLEX_THRESHOLD - DEFAULT_SIMPLE_THRESHOLD
+    score = DEFAULT_SIMPLE_THRESHOLD + (pts - _PTS_SIMPLE_BELOW) / span * band
+    # Overrides move the label; keep the score consistent with it.
+    if complexity == "complex":
+        score = max(score, DEFAULT_COMPLEX_THRESHOLD)
+    elif complexity == "medium":
+        score = min(max(score, DEFAULT_SIMPLE_THRESHOLD), DEFAULT_COMPLEX_THRESHOLD - 0.001)
+    return round(min(1.0, max(0.0, score)), 3)
+
+
+def _task_type(
+    category: Category, acc: list[float], scores: tuple[float, float, float, float], math_s: float
+) -> tuple[TaskType, bool]:
+    """routeforge's task type, from the category and the evidence behind it."""
+    code_s, creative_s, reasoning_s, _ = scores
+    if category == "code":
+        return "code", True
+    if (acc[_TRANSLATE] > 0 and category != "creative") or (acc[_TRANSLATE] >= 1.0 and creative_s < 3.0):
+        return "translation", True
+    if acc[_SUMMARY] > 0:
+        return "summarisation", True
+    if category == "creative":
+        return "creative", True
+    if category == "reasoning":
+        formal = acc[_REASONING] + math_s + acc[_ANALYSIS]
+        if formal >= acc[_EXPLAIN]:
+            return "reasoning", True
+        return "factual", True
+    if acc[_SIMPLE] + acc[_FACT] + acc[_EXPLAIN] > 0:
+        return "factual", True
+    return "general", False

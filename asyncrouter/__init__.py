@@ -1,5 +1,7 @@
 """asyncrouter: route each LLM prompt to the right model, asynchronously."""
 
+from ._config import Config
+from ._engine import BatchStream, Router, RouteStream
 from ._exceptions import (
     AllProvidersFailed,
     AuthenticationError,
@@ -23,8 +25,6 @@ from ._exceptions import (
     RouterError,
     StreamInterrupted,
 )
-from ._config import Config
-from ._engine import BatchStream, Router, RouteStream
 from ._models import Attempt, Response, ResponseMeta
 from ._planner import RoutingDecision
 from ._types import NOT_GIVEN
@@ -35,9 +35,9 @@ __all__ = [
     "NOT_GIVEN",
     "AllProvidersFailed",
     "Attempt",
-    "BatchStream",
     "AuthenticationError",
     "BadRequestError",
+    "BatchStream",
     "BudgetExceeded",
     "CircuitOpen",
     "Config",

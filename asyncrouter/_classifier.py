@@ -104,7 +104,13 @@ DIMENSIONS: Final[tuple[str, ...]] = (
     "medium_artefact",
     "large_artefact",
 )
-_LANG_DIMS: Final = {"lang_en": _LANG_EN, "lang_de": _LANG_DE, "lang_es": _LANG_ES, "lang_pt": _LANG_PT, "lang_fr": _LANG_FR}
+_LANG_DIMS: Final = {
+    "lang_en": _LANG_EN,
+    "lang_de": _LANG_DE,
+    "lang_es": _LANG_ES,
+    "lang_pt": _LANG_PT,
+    "lang_fr": _LANG_FR,
+}
 _LATIN_LANGS: Final = ("en", "de", "es", "pt", "fr")
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -154,7 +160,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "lambda:2|decorator:2|decorators:2|async:2|await:2|mutex:2|pointer:1.5|pointers:1.5|struct:2|"
         "backend:1.5|frontend:1.5|full-stack:2|database:1|query:1|queries:1|sqlite:2|mysql:2|postgresql:2|"
         "postgres:2|mongodb:2|redis:1.5|sqlalchemy:2|orm:2|spring boot:2|laravel:2|jwt:1|graphql:2|websocket:2|"
-        "nginx:1.5|command:1.5|commands:1.5|repo:1.5|repository:1|commit:1.5|pull request:2|keyerror:2|indexerror:2|typeerror:2|"
+        "nginx:1.5|command:1.5|commands:1.5|repo:1.5|repository:1|commit:1.5|pull request:2|keyerror:2|"
+        "indexerror:2|typeerror:2|"
         "valueerror:2|nullpointerexception:2|segfault:2|null:1|undefined:1|runtime:1|programming:2|"
         "programmer:1.5|program:1|implement:1|implementation:1|time complexity:2|binary search:2|"
         "linked list:2|hash map:2|hashmap:2|b-tree:2|lru:1.5|console.log:2|println:2|jquery:2|webpack:2|"
@@ -165,7 +172,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "div:2|print:0.5|csv:0.5|xml:0.5|yaml:0.5|deploy:0.5|containers:0.5|cron:2|crontab:2|ssh:1.5|"
         "localhost:1.5|port:0.5|http:1|docker compose:2|rest api:2|microservice:1|unit-tests:2|"
         "integer overflow:2|big-o:2|o(n):2|o(1):2|in python|in javascript|in java|in rust|in sql|in c++|"
-        "in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift",
+        "in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift|vim:2|emacs:2|vscode:2|"
+        "git commit:2|bot:1|crawler:1.5|scraper:1.5|websockets:2|tic-tac-toe:0.5",
         "zh": "代码:2|函数:2|编程:2|程序:1.5|报错:2|调试:2|接口:1|数据库:1|算法:1|脚本:1.5|变量:2|前端:1.5|"
         "后端:1.5|编译:2|重构:2|正则:2|数组:2|字符串:2|循环:1|递归:1.5|命令行:1.5|远程分支:2|分支:0.5|"
         "核心代码:2|测试方案:1|单元测试:2",
@@ -262,36 +270,44 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "love letter:3|wedding:1|pickup line:3|rpg:2|tabletop:1.5|worldbuilding:3|npcs:2|picture book:3|"
         "children's book:3|comedy:2|stand-up:2.5|rap:2.5|iambic:3|rhyme scheme:3|storyline:2.5|"
         "storytelling:2.5|whimsical:2|persuasive:1|cover letter:1.5|instagram:1|tweet:1.5|poet:2|"
-        "ad scripts:2.5|tv ad:2|sounds more poetic:3|heartfelt:1.5",
+        "ad scripts:2.5|tv ad:2|sounds more poetic:3|heartfelt:1.5|bio:2|catchphrase:3|greeting:2|congratulations:2|"
+        "birthday:1.5|anniversary:1.5|thank-you note:2.5|thank you note:2.5|wishes:1.5|vows:2.5|play:1|"
+        "three-act:3|stage directions:2.5|act:1|roles:1|fun:1|catchy:2|witty:2|silly:1.5|cute:1.5|rhymes:2.5",
         "zh": "故事:2.5|诗:2.5|诗歌:3|现代诗:3|诗词:3|小说:2.5|歌词:3|广告语:3|口号:3|标语:3|起名:3|"
-        "起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|营销方案:2.5|"
+        "起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|营销方案:2.5|祝福:2.5|祝贺:2|生日:1.5|"
+        "一封信:2|写一封:1.5|贺卡:2.5|情书:3|演讲稿:2|"
         "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5",
         "ja": "物語:3|詩:2.5|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
         "ジョーク:3|冗談:2|童話:3|ストーリー:2.5|スピーチ:2|脚本:2.5|ブランディング:2|ファンタジー:2|"
-        "主人公:2.5|お祝い:1",
+        "主人公:2.5|お祝い:1.5|メッセージ:1.5|誕生日:1.5|演劇:2.5|手紙:1.5|キャッチフレーズ:3|おもしろい:1.5|面白い:1.5",
         "ko": "이야기:2.5|시를 써:3|시를 지어:3|짧은 시:3|시 한 편:3|소설:2.5|가사:3|슬로건:3|홍보 문구:3|문구:2|"
         "이름 좀:2.5|이름을 지어:3|지어 주세요:1.5|지어줘:1.5|농담:3|동화:3|편지:2|캠페인:1.5|"
-        "광고 영상:2|대본:2.5|등장인물:2.5|반전:1.5|복선:2.5|생신 축하:2",
+        "광고 영상:2|대본:2.5|등장인물:2.5|반전:1.5|복선:2.5|생신 축하:2|캐치프레이즈:3|축하 메시지:2.5|축하:1.5|"
+        "생일:1.5|재미있는:1.5|노래:2|동시:2.5|글귀:2|카피:2",
         "ru": "рассказ:2.5|рассказа:2|стих:3|стихи:3|стихотворение:3|поэма:3|сказка:3|сказку:3|сказки:2|"
         "роман:1.5|песня:2|песню:2|слоган:3|название:1.5|придумай:1.5|сочини:2.5|шутка:3|шутку:3|"
         "анекдот:3|сценарий:1.5|сценария:1.5|сценариев:1.5|кампанию:1.5|рекламную:2|героя:1|героев:1|"
-        "развязка:2|фантастический:2",
+        "развязка:2|фантастический:2|поздравление:2.5|поздравь:2|пожелание:2|тост:2|открытку:2|смешное:1.5|забавное:1.5",
         "de": "geschichte:1|kurzgeschichte:3|gedicht:3|gedichte:3|märchen:3|roman:1.5|lied:2|liedtext:3|"
         "slogan:3|werbeslogan:3|namen:1.5|witz:3|drehbuch:3|drehbücher:3|erzählung:2.5|werbekampagne:2.5|"
         "kampagne:1.5|reim:2.5|strophe:2.5|perspektiven:1|wendung:1.5|rückblenden:2.5|"
-        "markengeschichte:3|fantasie:2",
+        "markengeschichte:3|fantasie:2|glückwunsch:2.5|glückwünsche:2.5|geburtstag:1.5|lustiges:1.5|lustige:1.5|"
+        "trinkspruch:2.5|grußkarte:2.5|dankesbrief:2",
         "es": "cuento:3|cuentos:3|historia:1|relato:3|poema:3|poesía:3|novela:2.5|canción:2.5|eslogan:3|"
         "nombre:1.5|chiste:3|guion:2.5|guiones:2.5|campaña:1.5|publicitaria:1.5|narradores:2.5|"
-        "narrador:2.5|verso:2|rima:2.5|personajes:2|inventa:1.5",
+        "narrador:2.5|verso:2|rima:2.5|personajes:2|inventa:1.5|felicitación:2.5|felicitar:2|cumpleaños:1.5|"
+        "divertido:1.5|divertida:1.5|brindis:2.5|mensaje:1",
         "pt": "conto:3|contos:3|história:1|poema:3|poesia:3|romance:1.5|canção:2.5|slogan:3|nome:1.5|"
-        "piada:3|roteiro:2.5|roteiros:2.5|campanha:1.5|personagens:2|verso:2|rima:2.5",
+        "piada:3|roteiro:2.5|roteiros:2.5|campanha:1.5|personagens:2|verso:2|rima:2.5|mensagem:1|aniversário:1.5|"
+        "divertida:1.5|divertido:1.5|parabéns:2|felicitações:2.5|brinde:2",
         "fr": "histoire:1|conte:3|poème:3|poésie:3|nouvelle:1.5|roman:1.5|chanson:2.5|slogan:3|nom:1|"
         "blague:3|scénario:2|scénarios:2|campagne:1.5|publicitaire:1.5|narrateurs:2.5|narrateur:2.5|"
-        "personnages:2|rime:2.5",
+        "personnages:2|rime:2.5|anniversaire:1.5|félicitations:2.5|drôle:1.5|amusant:1.5|toast:2|carte:1",
         "hi": "कहानी:3|कविता:3|गीत:2.5|नारा:3|नाम:1.5|चुटकुला:3|उपन्यास:2.5|अभियान:1.5|विज्ञापन:1.5|"
-        "शायरी:3|ब्रांड:1",
+        "शायरी:3|ब्रांड:1|बधाई:2.5|शुभकामना:2.5|शुभकामनाएं:2.5|जन्मदिन:1.5|मज़ेदार:1.5|मजेदार:1.5|संदेश:1",
         "ar": "قصة:3|القصة:3|قصيدة:3|شعر:2|الشعر:2|رواية:2.5|أغنية:2.5|شعارًا:3|شعار:2|الشعار:2|اسمًا:1.5|"
-        "اسم:1|نكتة:3|حملة:1.5|تسويقية:1.5|إعلانات:1.5|سيناريو:2|حكاية:3",
+        "اسم:1|نكتة:3|حملة:1.5|تسويقية:1.5|إعلانات:1.5|سيناريو:2|حكاية:3|~تهنئة:2.5|~معايدة:2.5|"
+        "عيد ميلاد:1.5|مضحكة:1.5|طريفة:1.5",
     },
     "constraints": {
         "en": "must|exactly|at most|at least|no more than|no longer than|ensure|make sure|limit|strictly|only|"
@@ -559,17 +575,18 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "en": "function|method|class|poem|story|limerick|sonnet|lyrics|song|email|letter|message|toast|speech|"
         "dialogue|script|query|component|dockerfile|description|blurb|paragraph|example|tests|unit tests|"
         "regular expression|bedtime story|short story|biography|overview|caption|paragraphs|verse|chorus|"
-        "describe|tell me about|history|sonnet|limerick",
-        "zh": "函数|诗|故事|邮件|介绍|总结|由来|习俗|历史",
-        "ja": "関数|詩|物語|メール|スピーチ|手紙|過ごし方|歴史|解説|由来",
-        "ko": "함수|시를 써|짧은 시|이야기|편지|이메일|풍습|역사|대해 알려",
-        "ru": "функцию|функция|стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю",
-        "de": "funktion|gedicht|geschichte|e-mail|brief|rede|erzähl|erzähle",
-        "es": "función|poema|cuento|correo|carta|discurso|háblame|historia",
-        "pt": "função|poema|história|carta|discurso|fale",
-        "fr": "fonction|poème|histoire|lettre|discours|parle-moi",
-        "hi": "फ़ंक्शन|फंक्शन|कविता|कहानी|पत्र|ईमेल|बताइए|के बारे में|इतिहास",
-        "ar": "دالة|قصيدة|قصة|رسالة|حدثني|تاريخ",
+        "describe|tell me about|history|sonnet|limerick|program|programme|bot|note|play|bio:0.5|message:0.5",
+        "zh": "函数|程序|诗|故事|邮件|介绍|总结|由来|习俗|历史|一封信",
+        "ja": "関数|プログラム|詩|物語|メール|スピーチ|手紙|メッセージ|過ごし方|歴史|解説|由来",
+        "ko": "함수|프로그램|시를 써|짧은 시|이야기|편지|이메일|메시지|풍습|역사|대해 알려",
+        "ru": "функцию|функция|программу|стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю|"
+        "поздравление",
+        "de": "funktion|programm|gedicht|geschichte|e-mail|brief|rede|erzähl|erzähle",
+        "es": "función|programa|poema|cuento|correo|carta|discurso|háblame|historia|mensaje|consulta",
+        "pt": "função|programa|poema|história|carta|discurso|fale|mensagem",
+        "fr": "fonction|programme|poème|histoire|lettre|discours|parle-moi|message",
+        "hi": "फ़ंक्शन|फंक्शन|प्रोग्राम|कविता|कहानी|पत्र|ईमेल|बताइए|के बारे में|इतिहास|संदेश|समझाइए",
+        "ar": "دالة|برنامج|قصيدة|قصة|رسالة|حدثني|تاريخ|اشرح|مزايا",
     },
     "large_artefact": {
         "en": "system:0.6|systems:0.6|application|platform|architecture|novel|novella|chapter|chapters|campaign|guide|"
@@ -585,8 +602,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "de": "architektur|roman|leitfaden|bericht|kampagne|werbekampagne|strategie|webanwendung|"
         "anwendung|überblick|handbuch|beweise:2",
         "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación|plataforma|demuestra:2",
-        "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|"
-        "prove:2",
+        "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|prove:2",
         "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|"
         "présentation|démontre:2",
         "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2",
@@ -687,7 +703,7 @@ _CATEGORY_ORDER: Final[tuple[Category, ...]] = ("code", "creative", "reasoning",
 # Scoring weights. Complexity is a sum of "points"; the thresholds below split it into simple/medium/complex,
 # and the same points map linearly onto complexity_score so that the split lands on the routing band's edges.
 _PTS_SIMPLE_BELOW: Final = -0.35
-_PTS_COMPLEX_FROM: Final = 1.45
+_PTS_COMPLEX_FROM: Final = 1.8
 _BODY_WEIGHT: Final = 0.4  # keywords seen only in the middle of a long prompt (pasted material) count less
 _SYSTEM_WEIGHT: Final = 0.3  # the system prompt adds format/constraint/role signals, not the task itself
 _LANG_LENGTH_FACTOR: Final = {"zh": 0.75, "ja": 0.65, "ko": 0.6}
@@ -854,8 +870,10 @@ class Classifier:
                 add(index[name], spec)
         for name, entries in (extra_keywords or {}).items():
             if name not in index or name in _LANG_DIMS:
-                raise ConfigError(f"unknown classifier dimension {name!r} (known: {', '.join(DIMENSIONS)})",
-                                  path=f"extra_keywords.{name}")
+                raise ConfigError(
+                    f"unknown classifier dimension {name!r} (known: {', '.join(DIMENSIONS)})",
+                    path=f"extra_keywords.{name}",
+                )
             if isinstance(entries, str):
                 entries = [entries]
             add(index[name], "|".join(entries))
@@ -881,9 +899,7 @@ class Classifier:
         self._substr_map = substrings
         pk = frozenset(prefix_keys)
         self._phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(phrases, prefix_keys=pk, bounded=True))
-        self._other_phrase_re = re.compile(
-            _WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True)
-        )
+        self._other_phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True))
         self._substr_re = re.compile(_trie_pattern(substrings, bounded=False)) if substrings else None
         # Latin substring keys (only from extra_keywords) must be searched even in ASCII prompts.
         self._substr_always = any(_script_family(k) == "latin" for k in substrings)
@@ -968,10 +984,12 @@ class Classifier:
         # --- keywords --------------------------------------------------------------------------------------------
         words = self._words
         keys = self._word_keys
+        toks: list[str] = []
         if ascii_text:
             hits = keys.intersection(low.translate(_ASCII_SPLIT).split())
         else:
-            hits = keys.intersection(_TOKEN_RE.findall(low))
+            toks = _TOKEN_RE.findall(low)
+            hits = keys.intersection(toks)
         if instr is not low:
             head = keys.intersection(instr.translate(_ASCII_SPLIT).split() if ascii_text else _TOKEN_RE.findall(instr))
             _accumulate(head, words, 1.0, acc, cnt)
@@ -982,6 +1000,10 @@ class Classifier:
         language = ""
         if not ascii_text:
             language = self._scan_non_ascii(instr, acc, cnt)
+            if language == "ar":
+                # Arabic glues conjunctions, prepositions and the article onto words ("وعيوب", "بالتفصيل").
+                stems = keys.intersection(_arabic_stems(toks)) - hits
+                _accumulate(stems, words, 1.0, acc, cnt)
             if not language:
                 for chars, d, w in _LATIN_HINTS:
                     for ch in chars:
@@ -1008,8 +1030,8 @@ class Classifier:
                 json_floor = True
                 signals.append("system:json")
             sys_region = sys_low[:DEFAULT_REGION_CHARS]
-            sys_tokens = sys_region.translate(_ASCII_SPLIT).split() if sys_region.isascii() else (
-                _TOKEN_RE.findall(sys_region)
+            sys_tokens = (
+                sys_region.translate(_ASCII_SPLIT).split() if sys_region.isascii() else (_TOKEN_RE.findall(sys_region))
             )
             _accumulate(self._word_keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, None)
         if response_format:
@@ -1027,12 +1049,7 @@ class Classifier:
             language = _LATIN_LANGS[best - _LANG_EN]
 
         # --- category --------------------------------------------------------------------------------------------
-        code_s = (
-            min(acc[_CODE], 8.0)
-            + 3.0 * min(fences, 1)
-            + 0.6 * min(syntax, 5)
-            + 0.3 * min(acc[_TECHNICAL], 3.0)
-        )
+        code_s = min(acc[_CODE], 8.0) + 3.0 * min(fences, 1) + 0.6 * min(syntax, 5) + 0.3 * min(acc[_TECHNICAL], 3.0)
         creative_s = min(acc[_CREATIVE], 8.0)
         if acc[_IMPERATIVE] > 0:
             # "write/build/design ..." asks for an artefact: its kind decides the category.
@@ -1075,13 +1092,11 @@ class Classifier:
             0.5 * min(acc[_REASONING], 2.0)
             + 0.8 * min(acc[_DEPTH], 2.0)
             + 1.0 * min(acc[_LARGE], 3.0)
-            + 1.0 * min(medium, 1.0)
-            + 0.15 * min(max(medium - 1.0, 0.0), 2.0)
+            + 1.0 * min(max(medium, explain), 1.0)
+            + 0.12 * min(max(medium + explain - 1.0, 0.0), 3.0)
             - 0.8 * min(acc[_SMALL], 1.5)
-            - 0.5 * min(acc[_SIMPLE], 1.5)
+            - 0.3 * min(acc[_SIMPLE], 1.5)
             - 0.6 * min(acc[_BREVITY], 1.0)
-            + 0.9 * min(explain, 1.0)
-            + 0.1 * min(max(explain - 1.0, 0.0), 3.0)
             - 0.4 * min(acc[_TRANSLATE], 1.0)
             + (1.2 if asked_words >= 800 else 0.5 if asked_words >= 300 else 0.0)
             + 0.15 * min(acc[_TECHNICAL], 6.0)
@@ -1190,6 +1205,22 @@ class Classifier:
         return _SCRIPT_LANG.get(best, "")
 
 
+_ARABIC_PROCLITICS: Final = ("وال", "بال", "فال", "كال", "لل", "ال", "و", "ف", "ب", "ل")
+
+
+def _arabic_stems(tokens: Iterable[str]) -> set[str]:
+    """Each Arabic word with its leading conjunction/preposition/article removed (at most one prefix)."""
+    out: set[str] = set()
+    for tok in tokens:
+        for prefix in _ARABIC_PROCLITICS:
+            if len(tok) > len(prefix) + 2 and tok.startswith(prefix):
+                out.add(tok[len(prefix) :])
+                if prefix in ("و", "ف", "ب", "ل"):
+                    continue
+                break
+    return out
+
+
 def _structure(text: str) -> list[int]:
     """Counts of structural features: [_, fences, code syntax, math, list items, questions, separators, numbers,
     requested output length in words]."""
@@ -1234,7 +1265,7 @@ def _task_type(
     category: Category, acc: list[float], scores: tuple[float, float, float, float], math_s: float
 ) -> tuple[TaskType, bool]:
     """routeforge's task type, from the category and the evidence behind it."""
-    code_s, creative_s, reasoning_s, _ = scores
+    creative_s = scores[1]
     if category == "code":
         return "code", True
     if (acc[_TRANSLATE] > 0 and category != "creative") or (acc[_TRANSLATE] >= 1.0 and creative_s < 3.0):

@@ -276,7 +276,9 @@ class Config(_Frozen):
     request_timeout: PositiveSeconds = DEFAULT_REQUEST_TIMEOUT
     models: tuple[ModelConfig, ...] = Field(min_length=1)
     profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
-    routes: dict[Literal["simple", "medium", "complex"], dict[Literal["factual", "reasoning", "creative", "code"], RouteEntry]] = Field(default_factory=dict)  # noqa: E501
+    routes: dict[
+        Literal["simple", "medium", "complex"], dict[Literal["factual", "reasoning", "creative", "code"], RouteEntry]
+    ] = Field(default_factory=dict)
     cascade: CascadeConfig = CascadeConfig()
     quality: QualityConfig = QualityConfig()
     breakers: BreakersConfig = BreakersConfig()
@@ -334,6 +336,7 @@ class Config(_Frozen):
         """The layer-4 model: ``default_model``, or the cheapest configured model."""
         if self.default_model is not None:
             return self.default_model
+
         def price(m: ModelConfig) -> float:
             if m.cost_per_1k_input is None and m.cost_per_1k_output is None:
                 return float("inf")  # unknown price: never assume it is free
@@ -355,6 +358,7 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def _resolve_env(value: Any, path: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env:

@@ -23,7 +23,7 @@ from ._breaker import BreakerBoard
 from ._budget import Budget, Reservation
 from ._classifier import Classification, Classifier
 from ._clock import AnyioClock
-from ._config import Config, ModelConfig, load_config, load_yaml
+from ._config import Config, load_config, load_yaml
 from ._exceptions import (
     AllProvidersFailed,
     BudgetExceeded,
@@ -41,8 +41,8 @@ from ._meta import MetaRouterCache, build_meta_messages, looks_like_injection, p
 from ._models import Attempt, ChatDelta, ChatRequest, ChatResponse, RequestRecord, Response, ResponseMeta
 from ._planner import Plan, Planner, RoutingDecision
 from ._pricing import Price, cost_usd, resolve_price
-from ._ratelimit import RateLimiter
 from ._quality import GateInput, GateResult, QualityGate, QualityGates
+from ._ratelimit import RateLimiter
 from ._store import Tracker
 from ._tokens import message_text
 from ._types import Clock
@@ -193,7 +193,9 @@ class Router:
             m.name: anyio.CapacityLimiter(m.max_concurrency) for m in self.config.models if m.max_concurrency
         }
         self._rate_limits: dict[str, RateLimiter] = {
-            m.name: RateLimiter(requests_per_minute=m.requests_per_minute, tokens_per_minute=m.tokens_per_minute, clock=self.clock)
+            m.name: RateLimiter(
+                requests_per_minute=m.requests_per_minute, tokens_per_minute=m.tokens_per_minute, clock=self.clock
+            )
             for m in self.config.models
             if m.requests_per_minute or m.tokens_per_minute
         }
@@ -304,8 +306,14 @@ class Router:
             fallback = self._planner.plan_default(
                 c, plan.reason, blocked=self.breakers.snapshot(), max_tokens=max_tokens, profile=plan.profile
             )
-            plan = Plan(fallback.chain, "meta_router", plan.reason + f" (without a call: {fallback.reason})", plan.tier,
-                        fallback.skipped, plan.profile)
+            plan = Plan(
+                fallback.chain,
+                "meta_router",
+                plan.reason + f" (without a call: {fallback.reason})",
+                plan.tier,
+                fallback.skipped,
+                plan.profile,
+            )
         out_tokens = max_tokens or ESTIMATE_OUTPUT_TOKENS
         chosen = plan.chain[0] if plan.chain else None
         est = cost_usd(self.prices[chosen], c.input_tokens, out_tokens) if chosen else 0.0
@@ -331,8 +339,15 @@ class Router:
             profile=plan.profile,
         )
 
-    async def logs(self, *, last_n: int = 20, model: str | None = None, since: Any = None, until: Any = None,
-                   status: str | None = None) -> list[RequestRecord]:
+    async def logs(
+        self,
+        *,
+        last_n: int = 20,
+        model: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        status: str | None = None,
+    ) -> list[RequestRecord]:
         """The newest tracker records, newest first."""
         if self._tracker is None:
             return []
@@ -377,13 +392,20 @@ class Router:
         if isinstance(params.stop, str):
             params.stop = [params.stop]  # type: ignore[unreachable]  # callers pass a bare string too
         if kw:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kw))} (use extra_body= for provider-specific fields)")
+            raise TypeError(
+                f"unexpected keyword argument(s): {', '.join(sorted(kw))} "
+                "(use extra_body= for provider-specific fields)"
+            )
         if params.max_tokens is not None and params.max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
         return params
 
     async def _prepare(
-        self, prompt: str | None, messages: Sequence[Mapping[str, Any]] | None, model: str, timeout: float | None,
+        self,
+        prompt: str | None,
+        messages: Sequence[Mapping[str, Any]] | None,
+        model: str,
+        timeout: float | None,
         kw: dict[str, Any],
     ) -> _Ctx:
         if not self._open:
@@ -397,7 +419,9 @@ class Router:
             st = self.budget.status()
             raise BudgetExceeded(
                 f"daily budget exhausted: spent ${st.spent:.4f} of ${st.limit:.2f}",
-                spent=st.spent, reserved=st.reserved, limit=st.limit or 0.0,
+                spent=st.spent,
+                reserved=st.reserved,
+                limit=st.limit or 0.0,
             )
         plan = self._plan(c, model, params)
         ctx = _Ctx(uuid.uuid4().hex, msgs, params, c, plan, started, deadline, task_type=c.task_type)
@@ -411,7 +435,9 @@ class Router:
         prompt = _last_user_text(ctx.messages)
         kw = {"blocked": blocked, "max_tokens": ctx.params.max_tokens, "profile": plan.profile}
         if looks_like_injection(prompt):
-            return self._planner.plan_default(c, plan.reason + "; meta-router skipped: the prompt addresses the router (possible injection)", **kw)  # type: ignore[arg-type]
+            return self._planner.plan_default(
+                c, plan.reason + "; meta-router skipped: the prompt addresses the router (possible injection)", **kw
+            )  # type: ignore[arg-type]
         key = prompt_key(prompt, plan.profile)
         cached = self._meta_cache.get(key)
         if cached is not None:
@@ -568,8 +594,14 @@ class Router:
         for alias in chain:
             cw = self._clients[alias].config.context_window
             if min_context is not None and cw is not None and cw <= min_context:
-                ctx.attempts.append(Attempt(alias, self._clients[alias].provider, "skipped",
-                                            f"context window {cw} not larger than the one that overflowed"))
+                ctx.attempts.append(
+                    Attempt(
+                        alias,
+                        self._clients[alias].provider,
+                        "skipped",
+                        f"context window {cw} not larger than the one that overflowed",
+                    )
+                )
                 continue
             admission = self.breakers.admit(alias)
             if not admission.admitted:
@@ -601,7 +633,8 @@ class Router:
         if best is not None:
             if self.config.quality.on_all_failed == "raise":
                 raise QualityGateFailed(
-                    f"every reply failed the quality gates: {'; '.join(a.model + ': ' + a.reason for a in ctx.attempts)}",
+                    "every reply failed the quality gates: "
+                    + "; ".join(f"{a.model}: {a.reason}" for a in ctx.attempts),
                     attempts=ctx.attempts,
                 )
             return best
@@ -617,14 +650,20 @@ class Router:
         if ctx.errors and all(isinstance(e, BudgetExceeded) for e in ctx.errors):
             first = ctx.errors[0]
             assert isinstance(first, BudgetExceeded)
-            return BudgetExceeded(f"daily budget cannot cover this request ({summary})", spent=first.spent,
-                                  reserved=first.reserved, limit=first.limit)
+            return BudgetExceeded(
+                f"daily budget cannot cover this request ({summary})",
+                spent=first.spent,
+                reserved=first.reserved,
+                limit=first.limit,
+            )
         skipped_reasons = [a.reason for a in ctx.attempts] + [r for _, r in ctx.plan.skipped]
         if skipped_reasons and all("breaker" in r for r in skipped_reasons):
             return CircuitOpen(f"no model available: {summary}")
         return NoRouteError(f"no model can take this request: {summary or ctx.plan.reason}")
 
-    def _meta(self, ctx: _Ctx, reply: ChatResponse | None, accepted: Attempt | None, gate: GateResult | None) -> ResponseMeta:
+    def _meta(
+        self, ctx: _Ctx, reply: ChatResponse | None, accepted: Attempt | None, gate: GateResult | None
+    ) -> ResponseMeta:
         c = ctx.classification
         total_in = sum(a.input_tokens for a in ctx.attempts) + ctx.meta_in
         total_out = sum(a.output_tokens for a in ctx.attempts) + ctx.meta_out
@@ -771,8 +810,14 @@ class Router:
         rest cleanly when you stop early.
         """
         return BatchStream(
-            iter_batch(self.aroute, items, concurrency=concurrency, return_exceptions=return_exceptions,
-                       on_progress=on_progress, defaults=defaults)
+            iter_batch(
+                self.aroute,
+                items,
+                concurrency=concurrency,
+                return_exceptions=return_exceptions,
+                on_progress=on_progress,
+                defaults=defaults,
+            )
         )
 
     def route(self, prompt: str | None = None, **kwargs: Any) -> Response:
@@ -951,8 +996,6 @@ class RouteStream:
     async def text(self) -> str:
         """Consume the whole stream and return the text."""
         return "".join([d async for d in self])
-
-
 
 
 class BatchStream:

@@ -59,8 +59,16 @@ _CONTEXT_MARKERS = (
     "context window",
 )
 _QUOTA_MARKERS = ("insufficient_quota", "quota", "billing", "credit balance", "exceeded your current")
-_POLICY_MARKERS = ("content_policy", "content policy", "content_filter", "safety system", "moderation")
-_OVERLOAD_MARKERS = ("overloaded",)
+_POLICY_MARKERS = (
+    "content_policy",
+    "content policy",
+    "content_filter",
+    "content filtering",
+    "safety system",
+    "moderation",
+    "flagged",
+)
+_OVERLOAD_MARKERS = ("overloaded", "server busy", "maximum pending requests", "capacity")
 
 
 @dataclass(slots=True)
@@ -149,10 +157,11 @@ def error_from_payload(
         return RateLimited(message, retry_after=retry_after, **kw)
     if status == 529 or etype == "overloaded_error" or (status == 503 and any(m in blob for m in _OVERLOAD_MARKERS)):
         return ProviderOverloaded(message, **kw)
+    if any(m in blob for m in _POLICY_MARKERS) and status != 401:
+        # before auth: OpenRouter refuses moderated input with 403
+        return ContentPolicyError(message, **kw)
     if status in (401, 403) or etype in ("authentication_error", "permission_error"):
         return AuthenticationError(message, **kw)
-    if any(m in blob for m in _POLICY_MARKERS):
-        return ContentPolicyError(message, **kw)
     if status is not None and 400 <= status < 500:
         if status in (408,):
             return ProviderTimeout(message, **kw)

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from ._config import ModelConfig
 from ._types import Clock
 
-__all__ = ["MetaChoice", "MetaRouterCache", "build_meta_messages", "looks_like_injection", "parse_meta_reply", "prompt_key"]
+__all__ = [
+    "MetaChoice",
+    "MetaRouterCache",
+    "build_meta_messages",
+    "looks_like_injection",
+    "parse_meta_reply",
+    "prompt_key",
+]
 
 _MAX_PROMPT_CHARS = 2000
 _TASKS = ("code", "reasoning", "creative", "translation", "summarisation", "factual", "general")

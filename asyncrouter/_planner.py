@@ -170,7 +170,9 @@ class Planner:
         if profile == "agentic" or (profile == "auto" and tools):
             agentic = [a for a in self.cheapest_first if set(self.models[a].tags) & _AGENTIC_TAGS]
             if agentic:
-                return agentic, "profile 'agentic' (tool-capable models)" + (" engaged by tools" if profile == "auto" else "")
+                return agentic, "profile 'agentic' (tool-capable models)" + (
+                    " engaged by tools" if profile == "auto" else ""
+                )
         return list(self.cheapest_first), ""
 
     def _filter(
@@ -199,7 +201,9 @@ class Planner:
             out.append(a)
         return out
 
-    def _order(self, aliases: Sequence[str], tier_rank: int, *, cascade: bool, strongest: bool) -> tuple[list[str], list[str]]:
+    def _order(
+        self, aliases: Sequence[str], tier_rank: int, *, cascade: bool, strongest: bool
+    ) -> tuple[list[str], list[str]]:
         """(capable, weaker): capable ordered cheapest-first (cascade) or by suitability; weaker strongest-first."""
         capable = [a for a in aliases if self.strength[a] >= tier_rank]
         weaker = [a for a in aliases if self.strength[a] < tier_rank]
@@ -253,7 +257,9 @@ class Planner:
                     f"profiles: {sorted(BUILTIN_PROFILES | set(cfg.profiles))}",
                     path="model",
                 )
-            chain = self._filter([model, *self.models[model].fallbacks], blocked=blocked, needed_tokens=needed, skipped=skipped)
+            chain = self._filter(
+                [model, *self.models[model].fallbacks], blocked=blocked, needed_tokens=needed, skipped=skipped
+            )
             reason = f"pinned to {model!r}"
             if self.models[model].fallbacks:
                 reason += f"; fallbacks on error: {list(self.models[model].fallbacks)}"
@@ -262,13 +268,22 @@ class Planner:
         profile = None if model in ("auto", "") else model
         if budget_state == "exhausted" and cfg.budget.on_exhausted == "cheapest":
             chain = self._filter(self.cheapest_first[:1], blocked=blocked, needed_tokens=needed, skipped=skipped)
-            return Plan(chain, "default", "daily budget exhausted: cheapest model only (on_exhausted: cheapest)", tier, skipped, profile)
+            return Plan(
+                chain,
+                "default",
+                "daily budget exhausted: cheapest model only (on_exhausted: cheapest)",
+                tier,
+                skipped,
+                profile,
+            )
 
         pool, pool_note = self._profile_pool(profile or "auto", tools=tools)
         if pool_note:
             notes.append(pool_note)
         if not pool:
-            return Plan([], "default", f"{pool_note or 'profile'}: no configured model qualifies", tier, skipped, profile)
+            return Plan(
+                [], "default", f"{pool_note or 'profile'}: no configured model qualifies", tier, skipped, profile
+            )
         pool_set = set(pool)
         strongest = profile == "premium" or (profile in cfg.profiles and cfg.profiles[profile].prefer == "strongest")
         if profile == "eco" and tier_rank > 0:
@@ -277,7 +292,9 @@ class Planner:
             notes.append(f"profile 'eco': tier lowered to {tier}")
 
         def finish(candidates: Sequence[str], layer: str, reason: str, *, add_default: bool = True) -> Plan:
-            capable, weaker = self._order([a for a in candidates if a in pool_set], tier_rank, cascade=cascade, strongest=strongest)
+            capable, weaker = self._order(
+                [a for a in candidates if a in pool_set], tier_rank, cascade=cascade, strongest=strongest
+            )
             ordered = capable or weaker
             if add_default and self.default in pool_set and self.default not in ordered:
                 ordered = [*ordered, self.default]
@@ -300,7 +317,9 @@ class Planner:
             if entry is not None:
                 chain = [entry.model, *entry.fallbacks]
                 reason = f"routes[{c.complexity}][{c.category}] -> {entry.model}"
-                kept = self._filter([a for a in chain if a in pool_set], blocked=blocked, needed_tokens=needed, skipped=skipped)
+                kept = self._filter(
+                    [a for a in chain if a in pool_set], blocked=blocked, needed_tokens=needed, skipped=skipped
+                )
                 if kept:
                     return Plan(kept, "task_classifier", "; ".join([reason, *notes]), tier, skipped, profile)
 
@@ -337,8 +356,13 @@ class Planner:
 
         # -- layer 4: default ------------------------------------------------------------------------------------
         return self.plan_default(
-            c, f"{no_task}; complexity {score:.2f} is ambiguous and no meta_router_model is configured",
-            blocked=blocked, max_tokens=max_tokens, profile=profile, tier=tier, skipped=skipped,
+            c,
+            f"{no_task}; complexity {score:.2f} is ambiguous and no meta_router_model is configured",
+            blocked=blocked,
+            max_tokens=max_tokens,
+            profile=profile,
+            tier=tier,
+            skipped=skipped,
         )
 
     def plan_default(

@@ -257,7 +257,7 @@ class GateResult:
 
     @property
     def reason(self) -> str:
-        """The failures as text, e.g. ``"gate too_short: 3 chars < 40 (code request); gate hedging: 'I'm not sure'"``."""
+        """The failures as text, e.g. ``"gate too_short: 3 chars < 40 (code request); gate hedging: 'Not sure'"``."""
         return "; ".join(f"gate {f.gate}: {f.detail}" for f in self.failures)
 
     @property
@@ -710,9 +710,9 @@ _UNIT_WORDS: Final[Mapping[str, str]] = MappingProxyType(
 # CJK units follow a number directly: "500字", "三段", "3文で", "5가지".
 _CJK_UNITS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "文字": "wchar", "字": "wchar", "자": "wchar", "个单词": "word", "個單詞": "word", "单词": "word", "單詞": "word",
-        "词": "word", "詞": "word", "語": "word", "단어": "word", "句话": "sentence", "句話": "sentence",
-        "句": "sentence", "文": "sentence", "문장": "sentence", "段落": "paragraph", "段": "paragraph",
+        "文字": "wchar", "字": "wchar", "자": "wchar", "个单词": "word", "個單詞": "word", "单词": "word",
+        "單詞": "word", "词": "word", "詞": "word", "語": "word", "단어": "word", "句话": "sentence",
+        "句話": "sentence", "句": "sentence", "文": "sentence", "문장": "sentence", "段落": "paragraph", "段": "paragraph",
         "문단": "paragraph", "단락": "paragraph", "行": "line", "줄": "line", "页": "page", "頁": "page",
         "ページ": "page", "페이지": "page", "个": "item", "個": "item", "条": "item", "條": "item", "つ": "item",
         "項目": "item", "개": "item", "가지": "item",
@@ -734,7 +734,9 @@ _TINY_UNITS: Final = frozenset({"word", "char", "wchar"})
 _ARTICLE_UNITS: Final = frozenset({"word", "sentence", "paragraph"})
 # Lists start at three: "write a function" / "写一个函数" / "an example" are not list lengths.
 _MIN_ITEMS: Final = 3
-_ARTICLES: Final = frozenset({"a", "an", "un", "une", "una", "uno", "um", "uma", "ein", "eine", "einem", "einen", "einer"})
+_ARTICLES: Final = frozenset(
+    {"a", "an", "un", "une", "una", "uno", "um", "uma", "ein", "eine", "einem", "einen", "einer"}
+)
 _NUMBER_WORDS: Final[Mapping[str, int]] = MappingProxyType(
     {
         "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,

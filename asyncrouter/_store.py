@@ -581,6 +581,32 @@ _AGGREGATES: Final = (
 )
 
 
+def _stats_sql(where: str) -> str:
+    """Every aggregate of :meth:`Tracker.stats` as one statement: rows of (section, key, 9 aggregates).
+
+    Sections: ``totals``; one per ``_GROUP_DIMENSIONS`` entry with a row per key; ``percentiles`` with p50
+    and p95 in the first two aggregate columns. Percentiles are nearest rank: the row numbered
+    ``ceil(p * n / 100)`` in latency order, computed as ``(p * n + 99) / 100`` in integer arithmetic.
+    """
+    parts = [f"SELECT 'totals', NULL, {_AGGREGATES} FROM w"]
+    parts += [
+        f"SELECT '{name}', {column}, {_AGGREGATES} FROM w GROUP BY {column}" for name, column in _GROUP_DIMENSIONS
+    ]
+    parts.append(
+        "SELECT 'percentiles', NULL, "
+        "max(CASE WHEN rn = (50 * n + 99) / 100 THEN latency_ms END), "
+        "max(CASE WHEN rn = (95 * n + 99) / 100 THEN latency_ms END), "
+        "NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+        "FROM (SELECT latency_ms, row_number() OVER (ORDER BY latency_ms) AS rn, count(*) OVER () AS n FROM w)"
+    )
+    return (
+        "WITH w AS (SELECT status, escalated, input_tokens, output_tokens, cost_usd, latency_ms, "
+        + ", ".join(column for _, column in _GROUP_DIMENSIONS)
+        + f" FROM requests{where}) "
+        + " UNION ALL ".join(parts)
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The tracker
 # ---------------------------------------------------------------------------------------------------------
@@ -777,21 +803,23 @@ class Tracker:
                     await self._writer_done.wait()
                 if self._send is not None:
                     self._send.close()
-                await self._close_connections()
+                await self._close_connections(optimize=True)
         finally:
             self._state = "closed"
             self._task_group = None
             if task_group is not None:
                 await task_group.__aexit__(None, None, None)
 
-    async def _close_connections(self) -> None:
+    async def _close_connections(self, *, optimize: bool = False) -> None:
         rdb, wdb = self._rdb, self._wdb
         self._rdb = self._wdb = None
         if rdb is not None and rdb is not wdb:
             await _close_quietly(rdb)
         if wdb is not None:
             try:
-                await wdb.execute("PRAGMA optimize")
+                # Lets SQLite refresh its planner statistics; never on a database we failed to open.
+                if optimize:
+                    await wdb.execute("PRAGMA optimize")
             except Exception:
                 logger.debug("tracker: PRAGMA optimize failed", exc_info=True)
             await _close_quietly(wdb)
@@ -1178,25 +1206,11 @@ class Tracker:
         lo, hi = self._window(since, until)
         db = self._reader()
         if db is None:
-            return _stats_from(lo, hi, None, [], (0.0, 0.0), baseline, self.counters)
+            return _stats_from(lo, hi, (), baseline, self.counters)
         where, params = self._where(since=lo, until=hi)
-        totals = await self._fetchall(db, f"SELECT {_AGGREGATES} FROM requests{where}", params)
-        union = " UNION ALL ".join(
-            f"SELECT '{name}', {column}, {_AGGREGATES} FROM requests{where} GROUP BY {column}"
-            for name, column in _GROUP_DIMENSIONS
-        )
-        groups = await self._fetchall(db, union, params * len(_GROUP_DIMENSIONS))
-        # Nearest rank: the row numbered ceil(p * n / 100) in latency order, integer arithmetic throughout.
-        percentiles = await self._fetchall(
-            db,
-            "WITH ranked AS (SELECT latency_ms, row_number() OVER (ORDER BY latency_ms) AS rn, "
-            f"count(*) OVER () AS n FROM requests{where}) "
-            "SELECT max(CASE WHEN rn = (50 * n + 99) / 100 THEN latency_ms END), "
-            "max(CASE WHEN rn = (95 * n + 99) / 100 THEN latency_ms END) FROM ranked",
-            params,
-        )
-        p50, p95 = percentiles[0]
-        return _stats_from(lo, hi, totals[0], groups, (p50 or 0.0, p95 or 0.0), baseline, self.counters)
+        # One statement, so totals, groups and percentiles all come from one snapshot of the table.
+        rows = await self._fetchall(db, _stats_sql(where), params)
+        return _stats_from(lo, hi, rows, baseline, self.counters)
 
     # -- exports ------------------------------------------------------------------------------------------
 
@@ -1351,19 +1365,23 @@ def _group(row: Sequence[Any]) -> GroupStats:
 def _stats_from(
     since: float | None,
     until: float | None,
-    totals: Sequence[Any] | None,
-    groups: Iterable[Sequence[Any]],
-    percentiles: tuple[float, float],
+    rows: Iterable[Sequence[Any]],
     baseline: tuple[str, float, float] | None,
     counters: TrackerCounters,
 ) -> Stats:
-    requests, ok, errors, cancelled, escalations, tokens_in, tokens_out, cost, avg_latency = (
-        totals if totals is not None else (0, 0, 0, 0, 0, 0, 0, 0.0, 0.0)
-    )
+    totals: Sequence[Any] = (None, None, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0)
+    percentiles: tuple[Any, Any] = (None, None)
     by: dict[str, dict[str, GroupStats]] = {name: {} for name, _ in _GROUP_DIMENSIONS}
-    for row in groups:
-        group = _group(row)
-        by[row[0]][group.key] = group
+    for row in rows:
+        section = row[0]
+        if section == "totals":
+            totals = row
+        elif section == "percentiles":
+            percentiles = (row[2], row[3])
+        else:
+            group = _group(row)
+            by[section][group.key] = group
+    requests, ok, errors, cancelled, escalations, tokens_in, tokens_out, cost, avg_latency = totals[2:]
     savings = None
     if baseline is not None:
         alias, per_1k_in, per_1k_out = baseline
@@ -1388,8 +1406,8 @@ def _stats_from(
         output_tokens=tokens_out,
         cost_usd=float(cost),
         avg_latency_ms=float(avg_latency),
-        p50_latency_ms=float(percentiles[0]),
-        p95_latency_ms=float(percentiles[1]),
+        p50_latency_ms=float(percentiles[0] or 0.0),
+        p95_latency_ms=float(percentiles[1] or 0.0),
         by_model=by["by_model"],
         by_task_type=by["by_task_type"],
         by_tier=by["by_tier"],

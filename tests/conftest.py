@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from asyncrouter.testing import FakeClock
 
 
@@ -18,9 +17,9 @@ def fake_clock() -> FakeClock:
 
 # --- Redis (budget and shared breakers): one throwaway redis-server per session, emptied before each test.
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-from redis_server import RedisServer, running_redis  # noqa: E402
+from redis_server import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")

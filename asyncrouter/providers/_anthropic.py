@@ -32,7 +32,11 @@ def _convert_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str | None
             system.append(text_of(m.get("content")))
             continue
         if role == "tool":
-            block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""), "content": text_of(m.get("content"))}
+            block = {
+                "type": "tool_result",
+                "tool_use_id": m.get("tool_call_id", ""),
+                "content": text_of(m.get("content")),
+            }
             if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
                 out[-1]["content"].append(block)
             else:

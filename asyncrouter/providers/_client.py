@@ -19,7 +19,9 @@ __all__ = ["ModelClient", "provider_for"]
 
 _ANTHROPIC = AnthropicFormat()
 _OLLAMA_NATIVE = OllamaNativeFormat()
-_OPENAI_FAMILY = {kind: OpenAIFormat(kind) for kind in ("openai", "openrouter", "huggingface", "ollama", "openai_compatible")}
+_OPENAI_FAMILY = {
+    kind: OpenAIFormat(kind) for kind in ("openai", "openrouter", "huggingface", "ollama", "openai_compatible")
+}
 
 
 def provider_for(model: ModelConfig) -> Provider:

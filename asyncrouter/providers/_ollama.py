@@ -48,7 +48,10 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
             {
                 "id": tc.get("id") or f"call_{i}",
                 "type": "function",
-                "function": {"name": fn.get("name", ""), "arguments": args if isinstance(args, str) else json.dumps(args)},
+                "function": {
+                    "name": fn.get("name", ""),
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
             }
         )
     return out
@@ -93,7 +96,11 @@ class OllamaNativeFormat:
             options["stop"] = request.stop
         if request.seed is not None:
             options["seed"] = request.seed
-        body: dict[str, Any] = {"model": request.model_id, "messages": _messages(request.messages), "stream": request.stream}
+        body: dict[str, Any] = {
+            "model": request.model_id,
+            "messages": _messages(request.messages),
+            "stream": request.stream,
+        }
         if options:
             body["options"] = options
         if request.tools:

@@ -106,9 +106,7 @@ class OpenAIFormat:
             choice = data["choices"][0]
             message = choice.get("message") or {}
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise MalformedResponse(
-                "reply has no choices[0].message", provider=self.kind, model=model.name
-            ) from None
+            raise MalformedResponse("reply has no choices[0].message", provider=self.kind, model=model.name) from None
         content = text_of(message.get("content"))
         return ChatResponse(
             content=content,
@@ -118,9 +116,7 @@ class OpenAIFormat:
             provider_model=data.get("model"),
         )
 
-    def stream_decoder(
-        self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]
-    ) -> _OpenAIStream:
+    def stream_decoder(self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]) -> _OpenAIStream:
         return _OpenAIStream(self.kind, model.name, request, secrets)
 
 
@@ -200,9 +196,7 @@ class _OpenAIStream:
     def close(self) -> ChatResponse:
         self._parser.close()
         if not self._done and self._finish is None:
-            raise StreamInterrupted(
-                "stream ended before its final event", provider=self._kind, model=self._model
-            )
+            raise StreamInterrupted("stream ended before its final event", provider=self._kind, model=self._model)
         content = "".join(self._parts)
         return ChatResponse(
             content=content,

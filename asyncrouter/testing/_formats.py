@@ -113,11 +113,9 @@ class ErrorContext:
 class Invalid(Exception):
     """Raised by a parser: the request is invalid the way the real API would say."""
 
-    def __init__(self, message: str, *, param: str | None = None, status: int = 400, kind: str = "invalid") -> None:
+    def __init__(self, message: str, *, param: str | None = None) -> None:
         self.message = message
         self.param = param
-        self.status = status
-        self.kind = kind
         super().__init__(message)
 
 

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from asyncrouter import ConfigError
 from asyncrouter._config import Config, load_config, load_yaml
 
@@ -53,7 +52,13 @@ def base(**over: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "default_model": "a",
         "models": [
-            {"name": "a", "model_id": "m-a", "provider": "openai", "api_keys": ["sk-test-aaaaaaaa"], "cost_per_1k_input": 0.1},
+            {
+                "name": "a",
+                "model_id": "m-a",
+                "provider": "openai",
+                "api_keys": ["sk-test-aaaaaaaa"],
+                "cost_per_1k_input": 0.1,
+            },
             {"name": "b", "model_id": "m-b", "provider": "anthropic", "api_keys": ["sk-ant-test-bbbbbbbb"]},
             {"name": "c", "model_id": "m-c", "provider": "ollama"},
         ],
@@ -77,22 +82,82 @@ def test_routeforge_config_loads_unchanged(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "path", "fragment"),
     [
-        pytest.param(lambda d: d["models"][0].update(cost_per_1k_input=-1), "models[0].cost_per_1k_input", "greater", id="negative-price"),
-        pytest.param(lambda d: d["models"][2].update(cost_per_1k_output=-0.5), "models[2].cost_per_1k_output", "greater", id="negative-price-idx2"),
-        pytest.param(lambda d: d.update(default_model="nope"), "default_model", "names no configured model", id="default-unknown"),
-        pytest.param(lambda d: d.update(meta_router_model="nope"), "meta_router_model", "names no configured model", id="meta-unknown"),
-        pytest.param(lambda d: d["models"].append(dict(d["models"][0])), "models[3].name", "duplicate model alias", id="duplicate-alias"),
+        pytest.param(
+            lambda d: d["models"][0].update(cost_per_1k_input=-1),
+            "models[0].cost_per_1k_input",
+            "greater",
+            id="negative-price",
+        ),
+        pytest.param(
+            lambda d: d["models"][2].update(cost_per_1k_output=-0.5),
+            "models[2].cost_per_1k_output",
+            "greater",
+            id="negative-price-idx2",
+        ),
+        pytest.param(
+            lambda d: d.update(default_model="nope"), "default_model", "names no configured model", id="default-unknown"
+        ),
+        pytest.param(
+            lambda d: d.update(meta_router_model="nope"),
+            "meta_router_model",
+            "names no configured model",
+            id="meta-unknown",
+        ),
+        pytest.param(
+            lambda d: d["models"].append(dict(d["models"][0])),
+            "models[3].name",
+            "duplicate model alias",
+            id="duplicate-alias",
+        ),
         pytest.param(lambda d: d.update(bogus=1), "bogus", "unknown key", id="unknown-top-key"),
-        pytest.param(lambda d: d["models"][1].update(colour="red"), "models[1].colour", "unknown key", id="unknown-model-key"),
-        pytest.param(lambda d: d.update(budget={"daily_limit_usd": 5, "warn_at": 2}), "budget.warn_at", "less than", id="bad-fraction"),
-        pytest.param(lambda d: d["models"][0].update(provider="openia"), "models[0].provider", "openai", id="bad-provider"),
-        pytest.param(lambda d: d["models"][0].update(api_keys=[]), "models[0].api_keys", "needs at least one API key", id="missing-key"),
-        pytest.param(lambda d: d["models"].append({"name": "x", "model_id": "x", "provider": "openai_compatible"}),
-                     "models[3].base_url", "base_url", id="compat-needs-base-url"),
-        pytest.param(lambda d: d["models"][0].update(fallbacks=["zz"]), "models[0].fallbacks[0]", "names no configured model", id="bad-fallback"),
-        pytest.param(lambda d: d.update(budget={"timezone": "Mars/Olympus"}), "budget.timezone", "unknown timezone", id="bad-timezone"),
-        pytest.param(lambda d: d.update(profiles={"mine": {"models": ["zz"]}}), "profiles.mine.models[0]", "names no configured", id="bad-profile"),
-        pytest.param(lambda d: d.update(routes={"simple": {"code": {"model": "zz"}}}), "routes.simple.code", "names no configured", id="bad-route"),
+        pytest.param(
+            lambda d: d["models"][1].update(colour="red"), "models[1].colour", "unknown key", id="unknown-model-key"
+        ),
+        pytest.param(
+            lambda d: d.update(budget={"daily_limit_usd": 5, "warn_at": 2}),
+            "budget.warn_at",
+            "less than",
+            id="bad-fraction",
+        ),
+        pytest.param(
+            lambda d: d["models"][0].update(provider="openia"), "models[0].provider", "openai", id="bad-provider"
+        ),
+        pytest.param(
+            lambda d: d["models"][0].update(api_keys=[]),
+            "models[0].api_keys",
+            "needs at least one API key",
+            id="missing-key",
+        ),
+        pytest.param(
+            lambda d: d["models"].append({"name": "x", "model_id": "x", "provider": "openai_compatible"}),
+            "models[3].base_url",
+            "base_url",
+            id="compat-needs-base-url",
+        ),
+        pytest.param(
+            lambda d: d["models"][0].update(fallbacks=["zz"]),
+            "models[0].fallbacks[0]",
+            "names no configured model",
+            id="bad-fallback",
+        ),
+        pytest.param(
+            lambda d: d.update(budget={"timezone": "Mars/Olympus"}),
+            "budget.timezone",
+            "unknown timezone",
+            id="bad-timezone",
+        ),
+        pytest.param(
+            lambda d: d.update(profiles={"mine": {"models": ["zz"]}}),
+            "profiles.mine.models[0]",
+            "names no configured",
+            id="bad-profile",
+        ),
+        pytest.param(
+            lambda d: d.update(routes={"simple": {"code": {"model": "zz"}}}),
+            "routes.simple.code",
+            "names no configured",
+            id="bad-route",
+        ),
     ],
 )
 def test_config_errors_name_the_path(mutate: Any, path: str, fragment: str) -> None:
@@ -107,7 +172,9 @@ def test_config_errors_name_the_path(mutate: Any, path: str, fragment: str) -> N
 
 def test_env_secrets_resolved_and_missing_variable_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AR_TEST_KEY", "sk-from-env-1234567890")
-    cfg = load_config(base(models=[{"name": "a", "model_id": "m", "provider": "openai", "api_keys": ["${AR_TEST_KEY}"]}]))
+    cfg = load_config(
+        base(models=[{"name": "a", "model_id": "m", "provider": "openai", "api_keys": ["${AR_TEST_KEY}"]}])
+    )
     assert cfg.models[0].key_values() == ("sk-from-env-1234567890",)
     monkeypatch.delenv("AR_TEST_KEY")
     with pytest.raises(ConfigError) as info:
@@ -118,7 +185,9 @@ def test_env_secrets_resolved_and_missing_variable_named(monkeypatch: pytest.Mon
 
 def test_api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AR_TEST_KEY2", "sk-env2-abcdefgh")
-    cfg = load_config(base(models=[{"name": "a", "model_id": "m", "provider": "openai", "api_key_env": "AR_TEST_KEY2"}]))
+    cfg = load_config(
+        base(models=[{"name": "a", "model_id": "m", "provider": "openai", "api_key_env": "AR_TEST_KEY2"}])
+    )
     assert cfg.models[0].key_values() == ("sk-env2-abcdefgh",)
 
 

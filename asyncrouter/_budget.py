@@ -414,8 +414,9 @@ class RedisBackend:
 
     Operations from all tasks of this process are queued and sent together, in order, as one Lua call per
     round trip over one connection; each operation is atomic and applied exactly once, whether or not its caller
-    is still waiting. Keys are ``{prefix}:budget:{YYYY-MM-DD}:spent`` and ``...:reserved``; they expire
-    ``key_margin`` seconds after their day ends.
+    is still waiting. A reservation whose caller is cancelled is not sent if it has not left yet, and is given
+    back if Redis granted it after the caller left. Keys are ``{prefix}:budget:{YYYY-MM-DD}:spent`` and
+    ``...:reserved``; they expire ``key_margin`` seconds after their day ends.
 
     Args:
         url: a ``redis://`` or ``rediss://`` URL.
@@ -451,9 +452,10 @@ class RedisBackend:
         self._wakeup: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
-        #: Round trips and operations sent, for benchmarks and diagnostics.
+        #: Round trips and operations sent, and holds given back because their caller left: diagnostics.
         self.batches = 0
         self.operations = 0
+        self.undone = 0
 
     def key(self, day: str, counter: Literal["spent", "reserved"]) -> str:
         """The Redis key of one day's counter."""
@@ -538,9 +540,30 @@ class RedisBackend:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            await self._send(batch)
+            batch = self._next_batch()
+            if batch:
+                await self._send(batch)
+
+    def _next_batch(self) -> list[_Op]:
+        queue = self._queue
+        batch: list[_Op] = []
+        taken = 0
+        reserving = False
+        for op in queue:
+            if len(batch) >= self._max_batch:
+                break
+            if op.kind == "t" and reserving:
+                # A read waits for the next round trip, so it sees the undo of any hold in this one whose
+                # caller has gone (refresh() promises the effect of everything before it).
+                break
+            taken += 1
+            if op.kind == "r":
+                if op.future is not None and op.future.cancelled():
+                    continue  # its caller left before it was sent: never held, nothing to undo
+                reserving = True
+            batch.append(op)
+        del queue[:taken]
+        return batch
 
     async def _send(self, batch: list[_Op]) -> None:
         keys: dict[str, int] = {}
@@ -599,6 +622,7 @@ class RedisBackend:
                 continue
             fut.set_result(LedgerTotals(values[j] == b"1", int(values[j + 1]), int(values[j + 2])))
         if undo:
+            self.undone += len(undo)
             self._queue[:0] = undo
 
     def __repr__(self) -> str:

@@ -45,7 +45,7 @@ import math
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from ._exceptions import ConfigError
@@ -104,6 +104,8 @@ DIMENSIONS: Final[tuple[str, ...]] = (
     "medium_artefact",
     "large_artefact",
 )
+_NKEYDIMS: Final = len(DIMENSIONS)
+_SIGNAL_PREFIX: Final = tuple(f"{name}:" for name in DIMENSIONS)
 _LANG_DIMS: Final = {
     "lang_en": _LANG_EN,
     "lang_de": _LANG_DE,
@@ -144,7 +146,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "fr": "démontre|démontrez|démontrer|démonstration|prouve|prouver|preuve|théorème|lemme|axiome|déduis|"
         "déduire|récurrence|absurde|rigoureusement|rigoureuse|étape par étape|énigme:0.5",
         "hi": "सिद्ध|प्रमाण|प्रमेय|साबित|चरण दर चरण|कदम दर कदम|पहेली|उपपत्ति",
-        "ar": "أثبت|اثبت|برهن|برهان|إثبات|مبرهنة|استنتج|الاستقراء|بالتناقض|خطوة بخطوة|لغز",
+        "ar": "أثبت أن|اثبت أن|برهن|برهان|إثبات|مبرهنة|استنتج|الاستقراء|بالتناقض|خطوة بخطوة|لغز",
     },
     "code_presence": {
         "en": "code:2|coding:2|codebase:2|function:2|functions:2|python:1.5|javascript:1.5|typescript:1.5|java:1.5|"
@@ -171,8 +173,10 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "middleware:2|router:0.5|migrations:1|schema:0.5|ci:1|typescript's:2|oop:2|solid principles:2|"
         "div:2|print:0.5|csv:0.5|xml:0.5|yaml:0.5|deploy:0.5|containers:0.5|cron:2|crontab:2|ssh:1.5|"
         "localhost:1.5|port:0.5|http:1|docker compose:2|rest api:2|microservice:1|unit-tests:2|"
-        "integer overflow:2|big-o:2|o(n):2|o(1):2|in python|in javascript|in java|in rust|in sql|in c++|"
-        "in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift|vim:2|emacs:2|vscode:2|"
+        "integer overflow:2|big-o:2|o(n):2|o(1):2|scratch:0.5|dart:1|elixir:1.5|lua:1.5|in python|in javascript|"
+        "in java|in rust|in sql|in c++|"
+        "in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift|en python|en javascript|em python|"
+        "em javascript|en java|em java|на python|на javascript|на java|const:1.5|var:1|vim:2|emacs:2|vscode:2|"
         "git commit:2|bot:1|crawler:1.5|scraper:1.5|websockets:2|tic-tac-toe:0.5",
         "zh": "代码:2|函数:2|编程:2|程序:1.5|报错:2|调试:2|接口:1|数据库:1|算法:1|脚本:1.5|变量:2|前端:1.5|"
         "后端:1.5|编译:2|重构:2|正则:2|数组:2|字符串:2|循环:1|递归:1.5|命令行:1.5|远程分支:2|分支:0.5|"
@@ -193,7 +197,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "de": "funktion:2|funktionen:2|programm:1.5|programmieren:2|programmierung:2|klasse:1|klassen:1|"
         "variable:2|skript:1.5|befehl:1.5|datenbank:1|abfrage:1|refaktoriere:2|refaktorieren:2|"
         "refactoring:2|schleife:1|fehlermeldung:1|webanwendung:1|implementiere:1.5|implementieren:1.5|"
-        "branch:1|unit-tests:2|views:1|modelle:0.5",
+        "branch:1|unit-tests:2|views:1|modelle:0.5|tupel:2|liste:0.5",
         "es": "código:2|función:2|funciones:2|programa:1|programación:2|programar:2|clase:0.5|variable:2|"
         "comando:1.5|base de datos:1|consulta:0.5|refactoriza:2|refactorizar:2|implementa:1.5|bucle:1|"
         "cadena:0.5|pruebas unitarias:2|minúsculas:0.5|array:2|archivos ocultos:1",
@@ -272,42 +276,49 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "storytelling:2.5|whimsical:2|persuasive:1|cover letter:1.5|instagram:1|tweet:1.5|poet:2|"
         "ad scripts:2.5|tv ad:2|sounds more poetic:3|heartfelt:1.5|bio:2|catchphrase:3|greeting:2|congratulations:2|"
         "birthday:1.5|anniversary:1.5|thank-you note:2.5|thank you note:2.5|wishes:1.5|vows:2.5|play:1|"
-        "three-act:3|stage directions:2.5|act:1|roles:1|fun:1|catchy:2|witty:2|silly:1.5|cute:1.5|rhymes:2.5",
-        "zh": "故事:2.5|诗:2.5|诗歌:3|现代诗:3|诗词:3|小说:2.5|歌词:3|广告语:3|口号:3|标语:3|起名:3|"
-        "起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|营销方案:2.5|祝福:2.5|祝贺:2|生日:1.5|"
+        "three-act:3|stage directions:2.5|act:1|roles:1|fun:1|catchy:2|witty:2|silly:1.5|cute:1.5|rhymes:2.5|"
+        "motivational quote:3|motivational:1.5|quote:1",
+        "zh": "故事:2.5|首诗:3|写诗:3|小诗:3|古诗:2.5|诗歌:3|现代诗:3|短句:2|写一句:1.5|诗词:3|小说:2.5|歌词:3|"
+        "广告语:3|口号:3|标语:3|起名:3|"
+        "起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|营销方案:2.5|祝福:2.5|祝福语:3|"
+        "祝贺:2|生日:1.5|致辞:2|"
         "一封信:2|写一封:1.5|贺卡:2.5|情书:3|演讲稿:2|"
         "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5",
-        "ja": "物語:3|詩:2.5|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
+        "ja": "物語:3|詩を:3|の詩:2.5|詩:1|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
         "ジョーク:3|冗談:2|童話:3|ストーリー:2.5|スピーチ:2|脚本:2.5|ブランディング:2|ファンタジー:2|"
-        "主人公:2.5|お祝い:1.5|メッセージ:1.5|誕生日:1.5|演劇:2.5|手紙:1.5|キャッチフレーズ:3|おもしろい:1.5|面白い:1.5",
+        "主人公:2.5|お祝い:1.5|メッセージ:1.5|誕生日:1.5|演劇:2.5|手紙:1.5|キャッチフレーズ:3|おもしろい:1.5|"
+        "面白い:1.5",
         "ko": "이야기:2.5|시를 써:3|시를 지어:3|짧은 시:3|시 한 편:3|소설:2.5|가사:3|슬로건:3|홍보 문구:3|문구:2|"
         "이름 좀:2.5|이름을 지어:3|지어 주세요:1.5|지어줘:1.5|농담:3|동화:3|편지:2|캠페인:1.5|"
         "광고 영상:2|대본:2.5|등장인물:2.5|반전:1.5|복선:2.5|생신 축하:2|캐치프레이즈:3|축하 메시지:2.5|축하:1.5|"
-        "생일:1.5|재미있는:1.5|노래:2|동시:2.5|글귀:2|카피:2",
+        "생일:1.5|재미있는:1.5|노래:2|동시:2.5|글귀:2|카피:2|이름 추천:3|웹소설:3|축사:2.5|연설문:2",
         "ru": "рассказ:2.5|рассказа:2|стих:3|стихи:3|стихотворение:3|поэма:3|сказка:3|сказку:3|сказки:2|"
         "роман:1.5|песня:2|песню:2|слоган:3|название:1.5|придумай:1.5|сочини:2.5|шутка:3|шутку:3|"
         "анекдот:3|сценарий:1.5|сценария:1.5|сценариев:1.5|кампанию:1.5|рекламную:2|героя:1|героев:1|"
-        "развязка:2|фантастический:2|поздравление:2.5|поздравь:2|пожелание:2|тост:2|открытку:2|смешное:1.5|забавное:1.5",
+        "развязка:2|фантастический:2|четверостишие:3|стишок:3|речь:1.5|свадьбу:1|поздравление:2.5|поздравь:2|"
+        "пожелание:2|тост:2|открытку:2|смешное:1.5|забавное:1.5",
         "de": "geschichte:1|kurzgeschichte:3|gedicht:3|gedichte:3|märchen:3|roman:1.5|lied:2|liedtext:3|"
         "slogan:3|werbeslogan:3|namen:1.5|witz:3|drehbuch:3|drehbücher:3|erzählung:2.5|werbekampagne:2.5|"
         "kampagne:1.5|reim:2.5|strophe:2.5|perspektiven:1|wendung:1.5|rückblenden:2.5|"
-        "markengeschichte:3|fantasie:2|glückwunsch:2.5|glückwünsche:2.5|geburtstag:1.5|lustiges:1.5|lustige:1.5|"
+        "markengeschichte:3|fantasie:2|theaterstück:3|theaterstücks:3|regieanweisungen:2.5|figuren:1.5|rede:1.5|"
+        "hochzeit:1|glückwunsch:2.5|glückwünsche:2.5|geburtstag:1.5|lustiges:1.5|lustige:1.5|"
         "trinkspruch:2.5|grußkarte:2.5|dankesbrief:2",
         "es": "cuento:3|cuentos:3|historia:1|relato:3|poema:3|poesía:3|novela:2.5|canción:2.5|eslogan:3|"
         "nombre:1.5|chiste:3|guion:2.5|guiones:2.5|campaña:1.5|publicitaria:1.5|narradores:2.5|"
         "narrador:2.5|verso:2|rima:2.5|personajes:2|inventa:1.5|felicitación:2.5|felicitar:2|cumpleaños:1.5|"
-        "divertido:1.5|divertida:1.5|brindis:2.5|mensaje:1",
+        "divertido:1.5|divertida:1.5|brindis:2.5|mensaje:1|discurso:1.5|boda:1",
         "pt": "conto:3|contos:3|história:1|poema:3|poesia:3|romance:1.5|canção:2.5|slogan:3|nome:1.5|"
         "piada:3|roteiro:2.5|roteiros:2.5|campanha:1.5|personagens:2|verso:2|rima:2.5|mensagem:1|aniversário:1.5|"
-        "divertida:1.5|divertido:1.5|parabéns:2|felicitações:2.5|brinde:2",
+        "divertida:1.5|divertido:1.5|parabéns:2|felicitações:2.5|brinde:2|discurso:1.5|casamento:1|apelido:2.5",
         "fr": "histoire:1|conte:3|poème:3|poésie:3|nouvelle:1.5|roman:1.5|chanson:2.5|slogan:3|nom:1|"
         "blague:3|scénario:2|scénarios:2|campagne:1.5|publicitaire:1.5|narrateurs:2.5|narrateur:2.5|"
-        "personnages:2|rime:2.5|anniversaire:1.5|félicitations:2.5|drôle:1.5|amusant:1.5|toast:2|carte:1",
+        "personnages:2|rime:2.5|discours:1.5|mariage:1|anniversaire:1.5|félicitations:2.5|drôle:1.5|amusant:1.5|"
+        "toast:2|carte:1",
         "hi": "कहानी:3|कविता:3|गीत:2.5|नारा:3|नाम:1.5|चुटकुला:3|उपन्यास:2.5|अभियान:1.5|विज्ञापन:1.5|"
-        "शायरी:3|ब्रांड:1|बधाई:2.5|शुभकामना:2.5|शुभकामनाएं:2.5|जन्मदिन:1.5|मज़ेदार:1.5|मजेदार:1.5|संदेश:1",
+        "शायरी:3|ब्रांड:1|भाषण:1.5|बधाई:2.5|शुभकामना:2.5|शुभकामनाएं:2.5|जन्मदिन:1.5|मज़ेदार:1.5|मजेदार:1.5|संदेश:1",
         "ar": "قصة:3|القصة:3|قصيدة:3|شعر:2|الشعر:2|رواية:2.5|أغنية:2.5|شعارًا:3|شعار:2|الشعار:2|اسمًا:1.5|"
         "اسم:1|نكتة:3|حملة:1.5|تسويقية:1.5|إعلانات:1.5|سيناريو:2|حكاية:3|~تهنئة:2.5|~معايدة:2.5|"
-        "عيد ميلاد:1.5|مضحكة:1.5|طريفة:1.5",
+        "عيد ميلاد:1.5|مضحكة:1.5|طريفة:1.5|خطاب:1.5",
     },
     "constraints": {
         "en": "must|exactly|at most|at least|no more than|no longer than|ensure|make sure|limit|strictly|only|"
@@ -431,23 +442,23 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "tradeoff:1.5|tradeoffs:1.5|trade off|analyse:1.5|analyze:1.5|analysis:1.5|analyzing|analysing|"
         "evaluate:1.5|evaluation|assess:1.5|assessment|critique|implications|consequences|impact|"
         "which is better|is it better|should i|should we|weigh|argument|arguments|argue|justify|"
-        "recommend|recommendation|better|worse|causes|scenarios|strategy|sensitive|reasoned|"
+        "recommend|recommendation|better|worse|scenarios|strategy|sensitive|reasoned|"
         "for and against|strongest|risks",
-        "zh": "比较:1.5|对比:1.5|区别|优缺点:1.5|优点|缺点|分析:1.5|评估|利弊|影响|哪个好|建议|风险评估",
-        "ja": "比較:1.5|違い|メリット|デメリット|分析:1.5|評価|長所|短所|影響|対策",
-        "ko": "비교:1.5|차이|장단점:1.5|장점|단점|분석:1.5|평가|영향|추천|원인",
+        "zh": "比较:1.5|对比:1.5|区别|优缺点:1.5|优点|缺点|分析:1.5|评估|利弊|影响|哪个好|哪个更|更适合|建议|风险评估",
+        "ja": "比較:1.5|違い|メリット|デメリット|分析:1.5|評価|長所|短所|影響|対策|どちらがいい|どちらが",
+        "ko": "비교:1.5|차이|장단점:1.5|장점|단점|분석:1.5|평가|영향|추천:0.5|원인|어떤 것이 더|더 나은|더 좋은",
         "ru": "сравни:1.5|сравнить|сравнение|разница|отличие|отличия|плюсы|минусы|анализ|"
-        "проанализируй:1.5|оцени|оценка|последствия|преимущества|недостатки|обоснуй|аргументы",
+        "проанализируй:1.5|оцени|оценка|последствия|преимущества|недостатки|обоснуй|аргументы|лучше|что лучше",
         "de": "vergleiche:1.5|vergleich|unterschied|unterschiede|vorteile|nachteile|vor- und nachteile|"
-        "analysiere:1.5|analyse|bewerte|bewertung|auswirkungen|folgen|begründete|empfehle",
+        "analysiere:1.5|analyse|bewerte|bewertung|auswirkungen|folgen|begründete|empfehle|besser|lohnt",
         "es": "compara:1.5|comparar|comparación|diferencia|diferencias|ventajas|desventajas|analiza:1.5|"
-        "análisis|evalúa|evaluar|consecuencias|impacto|conviene|escenarios|causas",
+        "análisis|evalúa|evaluar|consecuencias|impacto|conviene|escenarios|mejor|contras",
         "pt": "compare:1.5|comparar|comparação|diferença|diferenças|vantagens|desvantagens|analise:1.5|"
-        "análise|avalie|avaliar|impactos|consequências|recomende|justificativas",
+        "análise|avalie|avaliar|impactos|consequências|recomende|justificativas|melhor|prós|contras",
         "fr": "compare:1.5|comparer|comparaison|différence|différences|avantages|inconvénients|analyse:1.5|"
-        "analyser|évalue|évaluer|conséquences|impact|argumentée|recommande",
-        "hi": "तुलना:1.5|अंतर|फायदे|नुकसान|विश्लेषण:1.5|मूल्यांकन|प्रभाव|सिफ़ारिश|कारणों",
-        "ar": "قارن:1.5|مقارنة|الفرق|مزايا|المزايا|عيوب|العيوب|حلل:1.5|تحليل|قيم|تقييم|آثار|تأثير|توصية",
+        "analyser|évalue|évaluer|conséquences|impact|argumentée|recommande|meilleur|mieux",
+        "hi": "तुलना:1.5|अंतर|फायदे|नुकसान|विश्लेषण:1.5|मूल्यांकन|प्रभाव|सिफ़ारिश|कारणों|बेहतर",
+        "ar": "قارن:1.5|مقارنة|الفرق|مزايا|المزايا|عيوب|العيوب|حلل:1.5|تحليل|قيم|تقييم|آثار|تأثير|توصية|أفضل",
     },
     "explanation": {
         "en": "why|how does|how do|how did|how come|explain|explaining|explanation|what causes|reason|"
@@ -455,7 +466,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "zh": "为什么|为何|原因|原理|解释|怎么回事",
         "ja": "なぜ|どうして|理由|仕組み|原理|説明",
         "ko": "왜|이유|원리|어떻게 작동|설명",
-        "ru": "почему|зачем|как работает|причина|причины|объясни|объясните",
+        "ru": "почему|зачем|как работает|объясни|объясните",
         "de": "warum|wieso|weshalb|wie funktioniert|erkläre|erklären|erkläre|grund",
         "es": "por qué|cómo funciona|explica|explicar|razón",
         "pt": "por que|por quê|como funciona|explique|explicar|razão",
@@ -468,33 +479,34 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "sum|average|divided|multiplied|times|plus|minus|square root|prime|prime number|factorial|ratio|"
         "fraction|larger|bigger|smaller|heavier|cheaper|next number|sequence|digits|if|odd|even|multiply|"
         "divide|how old|what day|break even|geometric|arithmetic|math|mathematical|algebra|"
-        "true or false|greater|how many:0.5|how much:0.5",
-        "zh": "计算|解方程|方程|百分之|概率|打折|打八折|原价|哪个大|星期几|质数|素数|鸡兔同笼|如果|多少:0.5",
-        "ja": "計算|解いて|方程式|確率|割引|何曜日|素数|何分後|なら|いくら:0.5",
-        "ko": "계산|풀어|방정식|확률|소수인가요|무슨 요일|만약|곱하고|더했더니|얼마:0.5",
+        "true or false|greater|how many:0.5|how much:0.5|divisible|remainder|multiple of|seconds:0.5|minutes:0.5|hours:0.5|km:0.5|miles:0.5|kilometers:0.5|"
+        "meters:0.5|kg:0.5|pounds:0.5|liters:0.5|ounces:0.5",
+        "zh": "计算|解方程|方程|百分之|概率|打折|打八折|原价|哪个大|星期几|质数|素数|鸡兔同笼|如果|多少:0.5|多少秒|多少分钟|多少小时|多少公里",
+        "ja": "計算|解いて|方程式|確率|割引|何曜日|素数|何分後|なら|いくら:0.5|何秒|何分|何時間|何キロ",
+        "ko": "계산|풀어|방정식|확률|소수인가요|무슨 요일|만약|곱하고|더했더니|얼마:0.5|몇 초|몇 분|몇 시간|몇 킬로",
         "ru": "вычисли|посчитай|реши|решите|уравнение|процент|процентов|вероятность|простое число|"
-        "сколько будет|больше|если|задачу|сколько:0.5",
-        "de": "berechne|rechne|löse|gleichung|prozent|wahrscheinlichkeit|primzahl|wenn|fläche|umfang|wie viel:0.5",
-        "es": "calcula|resuelve|ecuación|por ciento|porcentaje|probabilidad|número primo|si|números|cuánto:0.5",
-        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|se|maior|idade|quanto:0.5",
-        "fr": "calcule|résous|équation|pour cent|pourcentage|probabilité|nombre premier|si|combien font|combien:0.5",
-        "hi": "गणना|हल|समीकरण|प्रतिशत|प्रायिकता|अभाज्य|अगर|यदि|लाभ|मूल्य|कितना:0.5",
-        "ar": "احسب|حل المسألة|معادلة|بالمئة|نسبة|احتمال|أولي|إذا|يساوي|كم:0.5",
+        "сколько будет|больше|если|задачу|сколько:0.5|секунд:0.5|минут:0.5|часах:0.5|часов:0.5|километров:0.5",
+        "de": "berechne|rechne|löse|gleichung|prozent|wahrscheinlichkeit|primzahl|wenn|fläche|umfang|wie viel:0.5|sekunden:0.5|minuten:0.5|stunden:0.5",
+        "es": "calcula|resuelve|ecuación|por ciento|porcentaje|probabilidad|número primo|si|números|cuánto:0.5|segundos:0.5|minutos:0.5|horas:0.5",
+        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|maior|idade|quanto:0.5|sobra|segundos:0.5|minutos:0.5|horas:0.5",
+        "fr": "calcule|résous|équation|pour cent|pourcentage|probabilité|nombre premier|si|combien font|combien:0.5|secondes:0.5|heures:0.5",
+        "hi": "गणना|हल|समीकरण|प्रतिशत|प्रायिकता|अभाज्य|अगर|यदि|लाभ|मूल्य|कितना:0.5|सेकंड:0.5|मिनट:0.5|घंटे:0.5",
+        "ar": "احسب|حل المسألة|معادلة|بالمئة|نسبة|احتمال|أولي|إذا|يساوي|كم:0.5|ثانية:0.5|دقيقة:0.5|ساعة:0.5",
     },
     "factual_markers": {
         "en": "what:0.5|who:0.5|when:0.5|where:0.5|which:0.5|tell me about|describe|list:0.5|overview|history|"
         "biography|explain what:1.5|facts|information|guide|timeline|reference|summary of|main|key|rules|"
         "symptoms|documents|habits|tips|steps to|how do i:0.5|how to:0.5|how can i:0.5|give me:0.5",
-        "zh": "介绍|介绍一下|由来|习俗|历史|攻略|指南|全面介绍",
-        "ja": "教えてください|教えて|歴史|由来|ガイド|過ごし方|解説",
-        "ko": "알려주세요|알려 주세요|역사|풍습|가이드|정리해|소개",
-        "ru": "расскажи|расскажите|история|истории|путеводитель|обзор|руководство",
-        "de": "erzähl|erzähle|geschichte der|leitfaden|überblick|informationen",
-        "es": "háblame|historia de|guía|informe|información",
-        "pt": "fale|história do|história da|guia|panorama|informações",
-        "fr": "parle-moi|histoire du|histoire de|guide|présentation|informations",
-        "hi": "बताइए|बताओ|इतिहास|गाइड|जानकारी",
-        "ar": "حدثني|تاريخ|دليل|دليلًا|تقرير|تقريرًا|معلومات",
+        "zh": "介绍|介绍一下|由来|习俗|历史|攻略|指南|全面介绍|描述|讲讲|说说",
+        "ja": "教えてください|教えて|歴史|由来|ガイド|過ごし方|解説|紹介|説明して|おすすめ",
+        "ko": "알려주세요|알려 주세요|역사|풍습|가이드|정리해|소개|설명해",
+        "ru": "расскажи|расскажите|история|истории|путеводитель|обзор|руководство|опиши|опишите|описание",
+        "de": "erzähl|erzähle|geschichte der|leitfaden|überblick|informationen|beschreibe|beschreiben|übersicht",
+        "es": "háblame|historia de|guía|informe|información|describe|descripción|cuéntame",
+        "pt": "fale|história do|história da|guia|panorama|informações|descreva|descrever|conte",
+        "fr": "parle-moi|histoire du|histoire de|guide|présentation|informations|décris|décrire|présente",
+        "hi": "बताइए|बताओ|इतिहास|गाइड|जानकारी|वर्णन|दीजिए",
+        "ar": "حدثني|تاريخ|دليل|دليلًا|تقرير|تقريرًا|معلومات|صف|اوصف|معالم",
     },
     "translation": {
         "en": "translate|translation|translated|how do you say|how to say|in english|into english|"
@@ -575,38 +587,51 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "en": "function|method|class|poem|story|limerick|sonnet|lyrics|song|email|letter|message|toast|speech|"
         "dialogue|script|query|component|dockerfile|description|blurb|paragraph|example|tests|unit tests|"
         "regular expression|bedtime story|short story|biography|overview|caption|paragraphs|verse|chorus|"
-        "describe|tell me about|history|sonnet|limerick|program|programme|bot|note|play|bio:0.5|message:0.5",
-        "zh": "函数|程序|诗|故事|邮件|介绍|总结|由来|习俗|历史|一封信",
-        "ja": "関数|プログラム|詩|物語|メール|スピーチ|手紙|メッセージ|過ごし方|歴史|解説|由来",
-        "ko": "함수|프로그램|시를 써|짧은 시|이야기|편지|이메일|메시지|풍습|역사|대해 알려",
-        "ru": "функцию|функция|программу|стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю|"
-        "поздравление",
-        "de": "funktion|programm|gedicht|geschichte|e-mail|brief|rede|erzähl|erzähle",
-        "es": "función|programa|poema|cuento|correo|carta|discurso|háblame|historia|mensaje|consulta",
-        "pt": "função|programa|poema|história|carta|discurso|fale|mensagem",
-        "fr": "fonction|programme|poème|histoire|lettre|discours|parle-moi|message",
-        "hi": "फ़ंक्शन|फंक्शन|प्रोग्राम|कविता|कहानी|पत्र|ईमेल|बताइए|के बारे में|इतिहास|संदेश|समझाइए",
-        "ar": "دالة|برنامج|قصيدة|قصة|رسالة|حدثني|تاريخ|اشرح|مزايا",
+        "describe|tell me about|history|sonnet|limerick|program|programme|bot|note|play|bio:0.5|message:0.5|speech|"
+        "pitch|why|what are:0.6|main:0.5|key features:0.7|features:0.5|steps:0.5|ways:0.5|tips:0.5|types:0.5|"
+        "benefits:0.5|causes:0.7|symptoms:0.5|plot",
+        "zh": "函数|程序|首诗|小诗|写诗|故事|分别:0.7|讲了什么|有哪些:0.6|特点:0.7|作用:0.7|过程:0.7|原理|意义:0.7|"
+        "主要:0.5|邮件|介绍|"
+        "总结|由来|习俗|历史|一封信|祝福|祝福语|一段|描述|讲讲|说说理由",
+        "ja": "関数|プログラム|詩を|の詩|物語|どんな:0.6|特徴:0.7|方法:0.5|仕組み|メール|スピーチ|手紙|メッセージ|"
+        "紹介|おすすめ|理由|過ごし方|歴史|解説|由来",
+        "ko": "함수|프로그램|시를 써|짧은 시|축사|어떤 것들:0.6|특징:0.7|방법:0.5|원리|이야기|편지|이메일|메시지|소개|"
+        "설명해|풍습|역사|대해 알려",
+        "ru": "функцию|функция|программу|какие:0.6|причины:0.7|сюжет|четверостишие|особенности:0.7|основные:0.5|"
+        "стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю|"
+        "поздравление|опиши|опишите|речь|тост",
+        "de": "funktion|programm|welche sind:0.6|was sind:0.6|merkmale:0.7|wichtigsten:0.5|gedicht|geschichte|"
+        "e-mail|brief|rede|erzähl|erzähle|beschreibe|beschreiben",
+        "es": "función|programa|cuáles son:0.6|características:0.7|principales:0.5|poema|cuento|correo|carta|"
+        "discurso|háblame|historia|mensaje|consulta|describe|cuéntame",
+        "pt": "função|programa|quais são:0.6|características:0.7|principais:0.5|poema|história|carta|discurso|fale|"
+        "mensagem|descreva|conte",
+        "fr": "fonction|programme|quels sont:0.6|quelles sont:0.6|caractéristiques:0.7|principales:0.5|"
+        "principaux:0.5|poème|histoire|lettre|discours|parle-moi|message|décris|présente",
+        "hi": "फ़ंक्शन|फंक्शन|प्रोग्राम|कौन से:0.6|कौन-कौन:0.6|विशेषताएं:0.7|प्रमुख:0.5|मुख्य:0.5|कविता|कहानी|पत्र|"
+        "ईमेल|बताइए|के बारे में|इतिहास|संदेश|समझाइए|वर्णन|भाषण",
+        "ar": "دالة|برنامج|أهم:0.5|خصائص:0.7|قصيدة|قصة|رسالة|حدثني|تاريخ|اشرح|مزايا|صف|خطاب",
     },
     "large_artefact": {
         "en": "system:0.6|systems:0.6|application|platform|architecture|novel|novella|chapter|chapters|campaign|guide|"
         "handbook|report|curriculum|course|framework|full-stack|pipeline|engine|compiler|interpreter|"
         "screenplay|book|series|encyclopedia|strategy|roadmap|business plan|thesis|whitepaper|study guide|"
         "timeline|essay|article|saas|extension|service|migration|codebase|module|prove|proof|theorem|"
-        "derive|outline|setting|campaign setting|plan:0.5|prove:2|proof:2|theorem:1.5",
+        "derive|outline|setting|campaign setting|plan:0.5|prove:2.5|proof:2.5|theorem:1.5|pitch|episode guide",
         "zh": "系统|架构|小说|方案|攻略|指南|报告|平台|应用|策划|长篇|证明:2",
-        "ja": "システム|アーキテクチャ|長編|ガイド|レポート|報告書|設計|第一章|証明:2|ブランディング|一から",
-        "ko": "시스템|아키텍처|장편|가이드|보고서|캠페인|기획|백엔드|증명:2",
+        "ja": "システム|アーキテクチャ|長編|ガイド|レポート|報告書|設計|第一章|証明:2|ブランディング|一から|演劇|"
+        "脚本:0.5",
+        "ko": "시스템|아키텍처|장편|가이드|보고서|캠페인|기획|백엔드|증명:2|웹소설|세계관",
         "ru": "систему|система|архитектуру|роман|путеводитель|руководство|отчёт|отчет|кампанию|стратегию|"
-        "микросервис|обзор|докажи:2|доказательство:2|докажите:2",
+        "микросервис|обзор|докажи:2|доказательство:2|докажите:2|сценарий:0.5|фильма",
         "de": "architektur|roman|leitfaden|bericht|kampagne|werbekampagne|strategie|webanwendung|"
-        "anwendung|überblick|handbuch|beweise:2",
-        "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación|plataforma|demuestra:2",
+        "anwendung|überblick|handbuch|beweise:2|theaterstück|theaterstücks|akt:0.5",
+        "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación:0.5|plataforma|demuestra:2",
         "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|prove:2",
         "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|"
         "présentation|démontre:2",
         "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2",
-        "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت:2|برهن:2",
+        "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت أن:2|برهن:2|فصول|فصل:0.5",
     },
     # Language markers for Latin-script text: common words distinctive for each language.
     "lang_en": {
@@ -645,6 +670,7 @@ _WORD_CHARS = (
     "\u0900-\u0963\u0966-\u097f\u0980-\u09ff\u1e00-\u1eff"
 )
 _TOKEN_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
+_ASCII_TOKEN_RE: Final = re.compile(r"[0-9a-z_][0-9a-z_+#]*")
 _ENTRY_IS_WORD_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
 # ASCII fast path: every punctuation mark except the ones that live inside code words (c++, c#, snake_case)
 # becomes a space, then str.split does the rest; about 3x faster than a regex pass on long English prompts.
@@ -668,21 +694,29 @@ _SCRIPT_RUN_RE: Final = re.compile(
 )
 _SCRIPT_LANG: Final = {1: "ja", 2: "ko", 3: "zh", 4: "ru", 5: "hi", 6: "ar", 8: "other"}
 # Structure of the instruction region, one group per feature (m.lastindex says which).
-_STRUCT_RE: Final = re.compile(
-    r"(```|~~~)"  # 1 code fence
-    r"|(`[^`\n]{1,80}`|[{}]|;[ \t]*(?:\n|$)|=>|->|::|==|!=|\+=|&&|\|\||</?[a-z][a-z0-9]*>"
-    r"|\b[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\(|\b[a-z_][a-z0-9_]*\([a-z0-9_,\s\"']*\))"  # 2 code syntax
-    r"|(\d+(?:[.,]\d+)?\s*(?:[-+*/×÷^=<>]\s*[\d(]|%)|\b[a-z]\s*\^\s*\d|\d[a-z]\s*[-+=]|[√∑∫²³≤≥≠π]"
-    r"|\|[a-z]\|)"  # 3 math
-    r"|((?:^|\n)[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t])"  # 4 list item
-    r"|([?？؟])"  # 5 question
-    r"|([,，、،;；])"  # 6 separator
-    r"|(\d{1,3}(?:[,. \u00a0]\d{3})+|\d+)(?:[\s-]*(words?|wörter\w*|palabras|palavras|mots|слов\w*|字|자|"
-    r"단어|文字|शब्द\w*|كلمة))?",  # 7 number, 8 its unit when it asks for a length in words
+# Structure, measured with C-level string methods where possible and a regex only when its trigger is present.
+# These regexes run over every prompt, so each is written to start with a literal character or one character
+# class: sre then scans for candidate positions in C instead of entering the matcher at every position (an order
+# of magnitude on a paragraph). Identifier-led patterns therefore anchor on "(" or "." and look behind.
+_CODE_TRIGGER_RE: Final = re.compile(r"[{}()=<>`;|&]")
+_CODE_SYNTAX_RE: Final = re.compile(
+    r"`[^`\n]{1,80}`|\{|\}|;[ \t]*(?:\n|$)|=>|->|::|==|!=|\+=|&&|\|\||<(?:/?[a-z][a-z0-9]*>)"
+    r"|\.(?<=[a-z0-9_]\.)[a-z_][a-z0-9_]*\(|\((?<=[a-z0-9_]\()[a-z0-9_,\s\"']*\)",
     re.MULTILINE,
 )
+_DIGIT_RE: Final = re.compile(r"\d")
+_MATH_SYMBOL_RE: Final = re.compile(r"[√∑∫²³≤≥≠π]")
+_POWER_RE: Final = re.compile(r"\^(?<=[a-z]\^)\s*\d|\^(?<=[a-z] \^)\s*\d|\|(?=[a-z]\|)")
+# One pass over the digits: a number (1), arithmetic after it (2: "3 + 4", "15%"; 3: "3x +"), or the unit that
+# makes it a requested output length in words (4: "a 2,000-word story").
+_NUMBER_RE: Final = re.compile(
+    r"(\d(?:\d{0,2}(?:[,. \u00a0]\d{3})+|[\d.,]*))"
+    r"(?:\s*([-+*/×÷^=<>]\s*[\d(]|%)|([a-z]\s*[-+=])"
+    r"|[\s-]*(words?|wörter\w*|palabras|palavras|mots|слов\w*|字|자|단어|文字|शब्द\w*|كلمة))?"
+)
+_LIST_ITEM_RE: Final = re.compile(r"\n[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]")
 # Where pasted material starts: a colon before a quote, a fence or a line break, or a blank line.
-_MATERIAL_RE: Final = re.compile(r"[:：][ \t]*(?=\n|[\"'«“「`])|\n[ \t]*\n")
+_MATERIAL_RE: Final = re.compile(r":[ \t]*(?=\n|[\"'«“「`])|：[ \t]*(?=\n|[\"'«“「`])|\n[ \t]*\n")
 _MATERIAL_MIN_TOKENS: Final = 25
 _MATERIAL_WEIGHT: Final = 0.3  # pasted material adds length, but far less than instructions do
 # Hints for Latin-script languages from their letters: (characters, language dimension, weight).
@@ -694,19 +728,40 @@ _LATIN_HINTS: Final = (
     ("ç", _LANG_PT, 0.5),
     ("ç", _LANG_FR, 0.5),
 )
-_WORD_BOUNDARY_BEFORE = f"(?<![{_WORD_CHARS}])"
 _WORD_BOUNDARY_AFTER = f"(?![{_WORD_CHARS}])"
 
+_WORD_BOUNDARY_BEFORE = f"(?<![{_WORD_CHARS}])"
 _JSON_TYPES: Final = frozenset({"json_object", "json_schema", "json"})
+_SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 _CATEGORY_ORDER: Final[tuple[Category, ...]] = ("code", "creative", "reasoning", "factual")
 
 # Scoring weights. Complexity is a sum of "points"; the thresholds below split it into simple/medium/complex,
 # and the same points map linearly onto complexity_score so that the split lands on the routing band's edges.
 _PTS_SIMPLE_BELOW: Final = -0.35
 _PTS_COMPLEX_FROM: Final = 1.8
-_BODY_WEIGHT: Final = 0.4  # keywords seen only in the middle of a long prompt (pasted material) count less
+_BODY_WEIGHT: Final = 0.25  # keywords seen only in the middle of a long prompt (pasted material) count less
 _SYSTEM_WEIGHT: Final = 0.3  # the system prompt adds format/constraint/role signals, not the task itself
 _LANG_LENGTH_FACTOR: Final = {"zh": 0.75, "ja": 0.65, "ko": 0.6}
+# Factual evidence: (dimension, score per unit of keyword weight, cap on the weight counted).
+_FACTUAL_TERMS: Final = {_SIMPLE: (0.9, 3.0), _FACT: (0.9, 3.0), _TRANSLATE: (1.6, 2.0), _SUMMARY: (1.6, 2.0)}
+# Linear complexity terms: (dimension, points per unit of keyword weight, cap on the weight counted).
+_PTS_TERMS: Final = {
+    _REASONING: (0.5, 2.0),
+    _DEPTH: (0.8, 2.0),
+    _LARGE: (1.0, 3.0),
+    _SMALL: (-0.8, 1.5),
+    _SIMPLE: (-0.3, 1.5),
+    _BREVITY: (-0.6, 1.0),
+    _TRANSLATE: (-0.4, 1.0),
+    _TECHNICAL: (0.15, 6.0),
+    _CONSTRAINT: (0.2, 3.0),
+    _MULTI_STEP: (0.25, 3.0),
+    _FORMAT: (0.2, 2.0),
+    _DOMAIN: (0.2, 2.0),
+    _AGENTIC: (0.1, 3.0),
+    _IMPERATIVE: (0.1, 3.0),
+    _NEGATION: (0.1, 2.0),
+}
 
 
 def _parse_entries(spec: str) -> Iterable[tuple[str, float]]:
@@ -814,6 +869,20 @@ class Classification:
         }
 
 
+# A frozen dataclass's generated __init__ sets each field through object.__setattr__, which costs about as much
+# as the rest of a short prompt's classification. Writing the slots through their member descriptors keeps the
+# instance frozen for everyone else at a fraction of the cost.
+_CLASSIFICATION_SLOTS: Final = tuple(getattr(Classification, f.name).__set__ for f in fields(Classification))
+_new_object = object.__new__
+
+
+def _new_classification(*values: Any) -> Classification:
+    obj = _new_object(Classification)
+    for setter, value in zip(_CLASSIFICATION_SLOTS, values, strict=True):
+        setter(obj, value)
+    return obj
+
+
 _Hits = dict[str, tuple[tuple[int, float], ...]]
 
 
@@ -898,6 +967,7 @@ class Classifier:
         self._other_phrase_map = others
         self._substr_map = substrings
         pk = frozenset(prefix_keys)
+        # The look-behind comes first: mid-word positions, most of them, fail after one character test.
         self._phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(phrases, prefix_keys=pk, bounded=True))
         self._other_phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True))
         self._substr_re = re.compile(_trie_pattern(substrings, bounded=False)) if substrings else None
@@ -937,28 +1007,25 @@ class Classifier:
             The :class:`Classification`. The same input always gives the same output.
         """
         # --- pick the turns -------------------------------------------------------------------------------------
-        last = ""
-        last_index = -1
-        for i in range(len(messages) - 1, -1, -1):
-            if messages[i].get("role", "user") == "user":
-                last = message_text(messages[i])
-                last_index = i
-                break
-        system_parts: list[str] = []
-        for i, m in enumerate(messages):
-            role = m.get("role")
-            if role in ("system", "developer"):
-                system_parts.append(message_text(m))
-            elif last_index < 0 and i == len(messages) - 1:
-                last = message_text(m)  # no user turn at all: classify the final message instead
-        system = "\n".join(system_parts) if system_parts else ""
+        n_msgs = len(messages)
+        last_i = n_msgs - 1
+        while last_i >= 0 and messages[last_i].get("role", "user") != "user":
+            last_i -= 1
+        if last_i < 0:
+            last_i = n_msgs - 1  # no user turn at all: classify the final message instead
+        last = message_text(messages[last_i]) if last_i >= 0 else ""
+        system = ""
+        if n_msgs > 1:
+            parts = [message_text(m) for m in messages if m.get("role") in _SYSTEM_ROLES]
+            if parts:
+                system = "\n".join(parts)
         input_tokens = estimate_messages_tokens(messages)
         last_tokens = estimate_tokens(last)
         system_tokens = estimate_tokens(system) if system else 0
-        context_tokens = max(0, input_tokens - last_tokens - system_tokens - 4 * len(messages))
+        context_tokens = max(0, input_tokens - last_tokens - system_tokens - 4 * n_msgs)
 
         acc = [0.0] * _NDIM
-        cnt = [0] * _NDIM
+        cnt: dict[int, int] = {}  # dimension -> distinct keywords seen; its keys are the dimensions touched
         low = last.lower()
         n = len(low)
         ascii_text = low.isascii()
@@ -973,7 +1040,9 @@ class Classifier:
         # so it adds length at a discount and its words count less. The final line often holds the question.
         instr = region
         units = float(last_tokens)
-        split = _MATERIAL_RE.search(low, 0, DEFAULT_REGION_CHARS // 2)
+        split = _MATERIAL_RE.search(low, 0, DEFAULT_REGION_CHARS // 2) if ":" in low or "\n" in low else None
+        if split is None and not ascii_text and "：" in low:
+            split = _MATERIAL_RE.search(low, 0, DEFAULT_REGION_CHARS // 2)
         if split is not None and split.start() >= 8:
             rest_tokens = estimate_tokens(low[split.end() :])
             if rest_tokens >= _MATERIAL_MIN_TOKENS:
@@ -986,7 +1055,8 @@ class Classifier:
         keys = self._word_keys
         toks: list[str] = []
         if ascii_text:
-            hits = keys.intersection(low.translate(_ASCII_SPLIT).split())
+            # str.translate+split beats a regex on long text; on short text the regex call is cheaper.
+            hits = keys.intersection(low.translate(_ASCII_SPLIT).split() if n > 400 else _ASCII_TOKEN_RE.findall(low))
         else:
             toks = _TOKEN_RE.findall(low)
             hits = keys.intersection(toks)
@@ -995,8 +1065,13 @@ class Classifier:
             _accumulate(head, words, 1.0, acc, cnt)
             _accumulate(hits - head, words, _BODY_WEIGHT, acc, cnt)
         else:
-            _accumulate(hits, words, 1.0, acc, cnt)
-        _accumulate(set(self._phrase_re.findall(instr)), self._phrase_map, 1.0, acc, cnt)
+            for key in hits:  # the hot path, inlined
+                for d, w in words[key]:
+                    acc[d] += w
+                    cnt[d] = cnt.get(d, 0) + 1
+        found = self._phrase_re.findall(instr)
+        if found:
+            _accumulate(set(found), self._phrase_map, 1.0, acc, cnt)
         language = ""
         if not ascii_text:
             language = self._scan_non_ascii(instr, acc, cnt)
@@ -1014,10 +1089,10 @@ class Classifier:
             _accumulate(set(self._substr_re.findall(instr)), self._substr_map, 1.0, acc, cnt)
 
         # --- structure -------------------------------------------------------------------------------------------
-        st = _structure(region)
+        st = _structure(region, ascii_text)
         fences, syntax, mathy = st[1], st[2], st[3]
         if instr is not region:
-            st = _structure(instr)
+            st = _structure(instr, ascii_text)
         items, questions, seps, numbers, asked_words = st[4], st[5], st[6], st[7], st[8]
         code_lines = last.count("\n") if fences else 0
 
@@ -1033,7 +1108,10 @@ class Classifier:
             sys_tokens = (
                 sys_region.translate(_ASCII_SPLIT).split() if sys_region.isascii() else (_TOKEN_RE.findall(sys_region))
             )
-            _accumulate(self._word_keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, None)
+            sys_cnt: dict[int, int] = {}
+            _accumulate(self._word_keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, sys_cnt)
+            for d in sys_cnt:
+                cnt.setdefault(d, 0)  # touched, but the system prompt's keywords are not the user's markers
         if response_format:
             rf_type = response_format.get("type")
             if rf_type in _JSON_TYPES:
@@ -1049,71 +1127,85 @@ class Classifier:
             language = _LATIN_LANGS[best - _LANG_EN]
 
         # --- category --------------------------------------------------------------------------------------------
-        code_s = min(acc[_CODE], 8.0) + 3.0 * min(fences, 1) + 0.6 * min(syntax, 5) + 0.3 * min(acc[_TECHNICAL], 3.0)
-        creative_s = min(acc[_CREATIVE], 8.0)
+        # Conditional expressions instead of min(): this runs on every request and builtin calls add up.
+        v = acc[_CODE]
+        code_s = v if v < 8.0 else 8.0
+        if fences:
+            code_s += 3.0
+        if syntax:
+            code_s += 0.6 * (syntax if syntax < 5 else 5)
+        v = acc[_TECHNICAL]
+        if v:
+            code_s += 0.3 * (v if v < 3.0 else 3.0)
+        v = acc[_CREATIVE]
+        creative_s = v if v < 8.0 else 8.0
         if acc[_IMPERATIVE] > 0:
             # "write/build/design ..." asks for an artefact: its kind decides the category.
             if acc[_CODE] >= 2.0:
                 code_s += 1.0
             if creative_s >= 2.5:
                 creative_s += 1.0
-        math_s = acc[_MATH] + 1.0 * min(mathy, 3)
+        math_s = acc[_MATH] + (mathy if mathy < 3 else 3)
         if numbers >= 2:
-            math_s += 1.0 + 0.4 * min(numbers - 2, 3)
+            math_s += 1.0 + 0.4 * (numbers - 2 if numbers < 5 else 3)
         elif numbers == 1 and math_s > 0:
             math_s += 0.5
-        reasoning_s = (
-            1.4 * min(acc[_ANALYSIS], 4.0)
-            + 1.2 * min(acc[_EXPLAIN], 2.5)
-            + 1.3 * min(math_s, 4.0)
-            + 1.6 * min(acc[_REASONING], 3.0)
-        )
-        factual_s = (
-            0.8
-            + 0.9 * min(acc[_SIMPLE], 3.0)
-            + 0.9 * min(acc[_FACT], 3.0)
-            + 1.6 * min(acc[_TRANSLATE], 2.0)
-            + 1.6 * min(acc[_SUMMARY], 2.0)
-        )
+        reasoning_s = 0.0
+        v = acc[_ANALYSIS]
+        if v:
+            reasoning_s += 1.4 * (v if v < 4.0 else 4.0)
+        v = acc[_EXPLAIN]
+        if v:
+            reasoning_s += 1.5 * (v if v < 2.5 else 2.5)
+        if math_s:
+            reasoning_s += 1.3 * (math_s if math_s < 4.0 else 4.0)
+        v = acc[_REASONING]
+        if v:
+            reasoning_s += 2.0 * (v if v < 3.0 else 3.0)
+        factual_s = 0.8
+        for d in cnt:
+            term = _FACTUAL_TERMS.get(d)
+            if term is not None:
+                v, cap = acc[d], term[1]
+                factual_s += term[0] * (v if v < cap else cap)
+        if not fences and not syntax and acc[_ANALYSIS] + acc[_EXPLAIN] > 0:
+            # Choosing between programming languages is a judgement call, not a coding task.
+            langs = len(_PROGRAMMING_LANGUAGES.intersection(hits))
+            if langs >= 2:
+                reasoning_s += 1.5 * min(langs, 3)
         scores = (code_s, creative_s, reasoning_s, factual_s)
-        best_i = 0
-        for i in (1, 2, 3):
-            if scores[i] > scores[best_i]:
-                best_i = i
+        ordered = sorted(scores)
+        top, runner_up = ordered[3], ordered[2]
+        best_i = scores.index(top)  # ties go to the earlier of code, creative, reasoning, factual
         category = _CATEGORY_ORDER[best_i]
-        runner_up = max(s for i, s in enumerate(scores) if i != best_i)
 
         # --- complexity ------------------------------------------------------------------------------------------
         units *= _LANG_LENGTH_FACTOR.get(language, 1.0)
         pts = max(-1.0, min(2.5, 0.9 * math.log2(max(units, 1.0) / 25.0)))
         explain = acc[_EXPLAIN] + acc[_ANALYSIS]
         medium = acc[_MEDIUM]
-        pts += (
-            0.5 * min(acc[_REASONING], 2.0)
-            + 0.8 * min(acc[_DEPTH], 2.0)
-            + 1.0 * min(acc[_LARGE], 3.0)
-            + 1.0 * min(max(medium, explain), 1.0)
-            + 0.12 * min(max(medium + explain - 1.0, 0.0), 3.0)
-            - 0.8 * min(acc[_SMALL], 1.5)
-            - 0.3 * min(acc[_SIMPLE], 1.5)
-            - 0.6 * min(acc[_BREVITY], 1.0)
-            - 0.4 * min(acc[_TRANSLATE], 1.0)
-            + (1.2 if asked_words >= 800 else 0.5 if asked_words >= 300 else 0.0)
-            + 0.15 * min(acc[_TECHNICAL], 6.0)
-            + 0.2 * min(acc[_CONSTRAINT], 3.0)
-            + 0.25 * min(acc[_MULTI_STEP], 3.0)
-            + 0.12 * min(seps, 10)
-            + 0.2 * min(items, 6)
-            + 0.3 * min(max(0, questions - 1), 3)
-            + 0.2 * min(fences, 1)
-            + 0.03 * min(code_lines, 60)
-            + 0.2 * min(acc[_FORMAT], 2.0)
-            + 0.2 * min(acc[_DOMAIN], 2.0)
-            + 0.1 * min(acc[_AGENTIC], 3.0)
-            + 0.1 * min(acc[_IMPERATIVE], 3.0)
-            + 0.1 * min(acc[_NEGATION], 2.0)
-            + min(0.4, context_tokens / 3000.0)
-        )
+        for d in cnt:
+            term = _PTS_TERMS.get(d)
+            if term is not None:
+                v, cap = acc[d], term[1]
+                pts += term[0] * (v if v < cap else cap)
+        if medium or explain:
+            # Explaining and producing a moderate artefact are both "medium" evidence: they do not add up to complex.
+            strongest = medium if medium > explain else explain
+            pts += strongest if strongest < 1.0 else 1.0
+            pts += 0.12 * min(max(medium + explain - 1.0, 0.0), 3.0)
+        if asked_words >= 300:
+            pts += 1.2 if asked_words >= 800 else 0.5
+        if seps:
+            pts += 0.12 * min(seps, 10)
+        if items:
+            pts += 0.2 * min(items, 6)
+        if questions > 1:
+            pts += 0.3 * min(questions - 1, 3)
+        if fences:
+            pts += 0.2 + 0.03 * min(code_lines, 60)
+        if context_tokens:
+            pts += min(0.4, context_tokens / 3000.0)
         if tools:
             pts += 0.5
             signals.append("tools")
@@ -1134,7 +1226,7 @@ class Classifier:
 
         # --- tier ------------------------------------------------------------------------------------------------
         tier: Tier
-        if cnt[_REASONING] >= 2:
+        if cnt.get(_REASONING, 0) >= 2:
             tier = "reasoning"
             signals.append("override:reasoning_markers")
         elif category == "reasoning" and acc[_REASONING] >= 1.0 and complexity != "simple":
@@ -1146,13 +1238,12 @@ class Classifier:
         task_type, matched = _task_type(category, acc, scores, math_s)
 
         # --- confidence and signals ------------------------------------------------------------------------------
-        top = scores[best_i]
         margin = (top - runner_up) / (top + runner_up) if top + runner_up > 0 else 0.0
         edge = min(abs(pts - _PTS_SIMPLE_BELOW), abs(pts - _PTS_COMPLEX_FROM))
         confidence = round(min(1.0, 0.35 + 0.4 * min(1.0, 2.0 * margin) + 0.25 * min(1.0, edge)), 3)
-        for d in range(len(DIMENSIONS)):
-            if acc[d] > 0:
-                signals.append(f"{DIMENSIONS[d]}:{acc[d]:g}")
+        for d in sorted(cnt):
+            if d < _NKEYDIMS and acc[d]:
+                signals.append(f"{_SIGNAL_PREFIX[d]}{acc[d]:g}")
         if fences:
             signals.append("code_block")
         if syntax:
@@ -1163,21 +1254,21 @@ class Classifier:
             signals.append(f"questions:{questions}")
         signals.append(f"length:{last_tokens}")
         signals.append(f"lang:{language}")
-        return Classification(
-            task_type=task_type,
-            task_matched=matched,
-            complexity_score=score,
-            tier=tier,
-            complexity=complexity,
-            category=category,
-            confidence=confidence,
-            signals=tuple(signals),
-            language=language,
-            input_tokens=input_tokens,
+        return _new_classification(
+            task_type,
+            matched,
+            score,
+            tier,
+            complexity,
+            category,
+            confidence,
+            tuple(signals),
+            language,
+            input_tokens,
         )
 
     # ------------------------------------------------------------------------------------------------------------
-    def _scan_non_ascii(self, region: str, acc: list[float], cnt: list[int]) -> str:
+    def _scan_non_ascii(self, region: str, acc: list[float], cnt: dict[int, int]) -> str:
         """The language of a non-ASCII region (by script runs), plus its non-Latin phrase and substring hits."""
         counts = [0.0] * 9
         first = 0
@@ -1205,6 +1296,29 @@ class Classifier:
         return _SCRIPT_LANG.get(best, "")
 
 
+_PROGRAMMING_LANGUAGES: Final = frozenset(
+    {
+        "python",
+        "javascript",
+        "typescript",
+        "java",
+        "golang",
+        "rust",
+        "c++",
+        "c#",
+        "kotlin",
+        "swift",
+        "php",
+        "ruby",
+        "scala",
+        "haskell",
+        "perl",
+        "scratch",
+        "dart",
+        "elixir",
+        "lua",
+    }
+)
 _ARABIC_PROCLITICS: Final = ("وال", "بال", "فال", "كال", "لل", "ال", "و", "ف", "ب", "ل")
 
 
@@ -1221,31 +1335,44 @@ def _arabic_stems(tokens: Iterable[str]) -> set[str]:
     return out
 
 
-def _structure(text: str) -> list[int]:
-    """Counts of structural features: [_, fences, code syntax, math, list items, questions, separators, numbers,
+def _structure(text: str, ascii_text: bool) -> list[int]:
+    """Structural counts: [_, code fences, code syntax, math, list items, questions, separators, numbers,
     requested output length in words]."""
     st = [0] * 9
-    for m in _STRUCT_RE.finditer(text):
-        g = m.lastindex or 0
-        if g >= 7:
-            digits = m.group(7)
-            if m.group(8):
+    if "```" in text or "~~~" in text:
+        st[1] = 1
+    if _CODE_TRIGGER_RE.search(text) is not None:
+        st[2] = len(_CODE_SYNTAX_RE.findall(text))
+    if _DIGIT_RE.search(text) is not None:
+        if "^" in text or "|" in text:
+            st[3] += len(_POWER_RE.findall(text))
+        for m in _NUMBER_RE.finditer(text):
+            digits, op, var_op, unit = m.groups()
+            if op or var_op:
+                st[3] += 1
+            elif unit:
                 st[8] = max(st[8], int("".join(ch for ch in digits if ch.isdigit())))
-            elif len(digits) == 4 and digits[0] in "12":
+            elif len(digits) == 4 and digits[0] in "12" and digits.isdigit():
                 continue  # a year is a date, not arithmetic
             st[7] += 1
-        else:
-            st[g] += 1
+    if not ascii_text:
+        st[3] += len(_MATH_SYMBOL_RE.findall(text))
+    if "\n" in text:
+        st[4] = len(_LIST_ITEM_RE.findall("\n" + text))
+    st[5] = text.count("?")
+    st[6] = text.count(",") + text.count(";")
+    if not ascii_text:
+        st[5] += text.count("？") + text.count("؟")
+        st[6] += text.count("，") + text.count("、") + text.count("،") + text.count("；")
     return st
 
 
-def _accumulate(keys: Iterable[str], table: _Hits, scale: float, acc: list[float], cnt: list[int] | None) -> None:
+def _accumulate(keys: Iterable[str], table: _Hits, scale: float, acc: list[float], cnt: dict[int, int]) -> None:
     """Add each distinct matched keyword's weights once; ``cnt`` counts distinct keywords per dimension."""
     for key in keys:
         for d, w in table[key]:
             acc[d] += w * scale
-            if cnt is not None:
-                cnt[d] += 1
+            cnt[d] = cnt.get(d, 0) + 1
 
 
 def _score_from_points(pts: float, complexity: ComplexityLabel) -> float:

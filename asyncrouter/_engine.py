@@ -427,6 +427,10 @@ class Router:
         ctx = _Ctx(uuid.uuid4().hex, msgs, params, c, plan, started, deadline, task_type=c.task_type)
         if plan.needs_meta:
             ctx.plan = await self._meta_route(ctx)
+        if ctx.plan.skipped:
+            # models the planner left out (open breaker, context window) show up as skipped attempts
+            ctx.plan.reason += "; skipped " + ", ".join(f"{a} ({r})" for a, r in ctx.plan.skipped)
+            ctx.attempts.extend(Attempt(a, self._clients[a].provider, "skipped", r) for a, r in ctx.plan.skipped)
         return ctx
 
     async def _meta_route(self, ctx: _Ctx) -> Plan:

@@ -291,15 +291,22 @@ class Planner:
             tier = _RANK_TIER[tier_rank]
             notes.append(f"profile 'eco': tier lowered to {tier}")
 
-        def finish(candidates: Sequence[str], layer: str, reason: str, *, add_default: bool = True) -> Plan:
+        def finish(candidates: Sequence[str], layer: str, reason: str) -> Plan:
             capable, weaker = self._order(
                 [a for a in candidates if a in pool_set], tier_rank, cascade=cascade, strongest=strongest
             )
             ordered = capable or weaker
-            if add_default and self.default in pool_set and self.default not in ordered:
-                ordered = [*ordered, self.default]
+            # Escalation path beyond the chosen candidates: the pool's other models that are at least as strong
+            # as the weakest chosen one and capable of the tier, cheapest first (strongest first for premium).
+            floor = max(tier_rank, min((self.strength[a] for a in ordered), default=tier_rank))
+            escalate = [a for a in pool if a not in ordered and self.strength[a] >= floor]
+            if strongest:
+                escalate.sort(key=lambda a: (-self.strength[a], -_price(self.models[a])))
+            ordered = [*ordered, *escalate]
+            if self.default in pool_set and self.default not in ordered:
+                ordered.append(self.default)  # layer 4's model is the last resort of every chain
             chain = self._filter(ordered, blocked=blocked, needed_tokens=needed, skipped=skipped)
-            if not chain and layer != "default":
+            if not chain:
                 # every candidate was skipped: fall through to the rest of the pool, strongest first
                 rest = [a for a in reversed(pool) if a not in ordered]
                 chain = self._filter(rest, blocked=blocked, needed_tokens=needed, skipped=skipped)

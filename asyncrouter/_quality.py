@@ -41,7 +41,8 @@ Built-in gates, in reporting order:
     apostrophes match straight ones; Arabic diacritics, tatweel and hamza forms of alef are ignored.
 
     A phrase only counts when it *dominates* the reply: it starts within the first :data:`DEFAULT_LEAD_CHARS`
-    weighted characters, or the whole reply is at most :data:`DEFAULT_SHORT_REPLY_CHARS` long. So a long correct
+    weighted characters (the window is stretched to the end of the word it cuts), or the whole reply is at most
+    :data:`DEFAULT_SHORT_REPLY_CHARS` long. So a long correct
     answer that ends with "I'm not sure if you also want X" passes. A refusal is the stronger failure: when
     ``refusal`` fails, ``hedging`` is not reported. For a translation, a phrase of the same list that the prompt
     itself contains is not held against the reply (the reply is likely its translation). A reply with tool calls
@@ -119,7 +120,7 @@ DEFAULT_TINY_REQUEST_CHARS: Final = 10
 #: ``min_chars`` is multiplied by this for long-form ``code`` and ``creative`` requests.
 DEFAULT_LONG_FORM_FACTOR: Final = 2
 #: A question with no size cue needs this share of its own length (capped at ``min_chars``).
-DEFAULT_QUESTION_RATIO: Final = 0.1
+DEFAULT_QUESTION_RATIO: Final = 0.05
 #: A translation needs this share of the length of the text to translate.
 DEFAULT_TRANSLATION_RATIO: Final = 0.3
 #: Characters of instruction assumed in a translation prompt whose source text cannot be located.
@@ -131,9 +132,9 @@ DEFAULT_SUMMARY_CAP_FACTOR: Final = 10
 #: No prompt can ask for more than this many characters: output limits make more unreachable anyway.
 DEFAULT_MAX_REQUIRED_CHARS: Final = 10_000
 #: Size and wording cues are read from this many characters at the start of a prompt...
-DEFAULT_SCAN_HEAD: Final = 600
+DEFAULT_SCAN_HEAD: Final = 400
 #: ...and this many at its end (a pasted document in between is not instructions).
-DEFAULT_SCAN_TAIL: Final = 300
+DEFAULT_SCAN_TAIL: Final = 200
 #: Score factor of each failed built-in gate; a reply's score is the product over its failures.
 DEFAULT_GATE_SCORES: Final[Mapping[str, float]] = MappingProxyType(
     {
@@ -301,10 +302,21 @@ _FOLD: Final = str.maketrans(
         **dict.fromkeys("\u0623\u0625\u0622\u0671", "\u0627"),
     }
 )
-# Punctuation stripped from both ends of a word: Latin, CJK, Devanagari (danda) and Arabic marks.
+# Punctuation: Latin, CJK, Devanagari (danda) and Arabic. Between words it separates them like a space does.
 _STRIP: Final = ".,;:!?…\"'()[]{}<>«»“”„‚*_`~|/\\·•、，。！？；：「」『』（）【】《》〈〉।॥،؛؟"
+# Word separators besides whitespace: punctuation, hyphens and apostrophes ("can't" reads as "can t", in a phrase
+# and in a reply alike, so the two always agree).
+_SEPARATORS: Final = _STRIP + "-'"
+_SEPARATOR_TABLE: Final = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
+_SEPARATOR_RE: Final = re.compile("[" + re.escape(_SEPARATORS) + "]")
+_THOUSANDS_RE: Final = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# Any character _FOLD changes: most non-ASCII text has none, and a search is far cheaper than a translation.
+_FOLDABLE_RE: Final = re.compile("[" + "".join(re.escape(chr(c)) for c in _FOLD) + "]")
+# Runs of wide characters: CJK text is one long run, so counting runs beats counting characters.
+_WIDE_RUN_RE: Final = re.compile(f"(?:{_WIDE_RE.pattern})+")
 _WS_RE: Final = re.compile(r"\s")
-_WIDE_GAP: Final = 40  # how far a lead cut may move to reach whitespace, so it never splits a word
+_CUT_SLIDE: Final = 40  # how far a lead cut may move to reach whitespace, so that it does not split a word
+_COMMAS: Final = ",，、،"
 _KIND: Final = ""  # trie key of the kind of phrase ending at a node; words are never empty, so it cannot clash
 _Trie: TypeAlias = dict[str, Any]
 
@@ -312,17 +324,27 @@ _Trie: TypeAlias = dict[str, Any]
 def _fold(text: str) -> str:
     """Text as the phrase matchers see it: normalised as in ``_FOLD`` and lower-cased."""
     # str.isascii() is O(1) in CPython, so plain ASCII text skips the translation.
-    return (text if text.isascii() else text.translate(_FOLD)).lower()
+    if text.isascii() or _FOLDABLE_RE.search(text) is None:
+        return text.lower()
+    return text.translate(_FOLD).lower()
 
 
 def _words(folded: str) -> list[str]:
-    """The words of folded text: split on whitespace and hyphens, punctuation stripped from their ends."""
-    # str.split and str.strip run in C; a tokenising regex is several times slower on the hot path.
-    return list(filter(None, [w.strip(_STRIP) for w in folded.replace("-", " ").split()]))
+    """The words of folded text: split on whitespace, punctuation, hyphens and apostrophes."""
+    # All in C: str.translate has a fast path for ASCII; for other text a one-class regex beats it.
+    if folded.isascii():
+        return folded.translate(_SEPARATOR_TABLE).split()
+    return _SEPARATOR_RE.sub(" ", folded).split()
 
 
-def _has_wide(text: str) -> bool:
-    return not text.isascii() and _WIDE_RE.search(text) is not None
+def _is_wide_phrase(folded: str) -> bool:
+    """Whether a phrase has CJK letters (CJK punctuation alone does not count)."""
+    return not folded.isascii() and _WIDE_RE.search(_wide_key(folded)) is not None
+
+
+def _has_words(phrase: str) -> bool:
+    folded = _fold(phrase)
+    return bool(_words(folded)) or bool(_wide_key(folded))
 
 
 def _weighted_len(text: str, limit: int | None = None) -> int:
@@ -330,20 +352,37 @@ def _weighted_len(text: str, limit: int | None = None) -> int:
     n = len(text)
     if text.isascii() or (limit is not None and n >= limit):
         return n
-    return n + (DEFAULT_WIDE_CHAR_WEIGHT - 1) * len(_WIDE_RE.findall(text))
+    first = _WIDE_RE.search(text)
+    if first is None:
+        return n
+    return n + (DEFAULT_WIDE_CHAR_WEIGHT - 1) * sum(map(len, _WIDE_RUN_RE.findall(text, first.start())))
 
 
 def _wide_key(text: str) -> str:
     return "".join(ch for ch in text if not ch.isspace() and ch not in _STRIP)
 
 
+def _wide_atoms(phrase: str) -> list[str]:
+    atoms: list[str] = []
+    for ch in phrase:
+        if ch.isspace():
+            continue  # the gap between atoms allows any whitespace, or none
+        if ch in _COMMAS:
+            atoms.append(f"[{_COMMAS}]?")
+        elif ch in _STRIP:
+            atoms.append(re.escape(ch) + "?")
+        else:
+            atoms.append(re.escape(ch))
+    return atoms
+
+
 def _wide_pattern(phrases: Iterable[str]) -> str:
-    """One regex for phrases in unspaced scripts, factored into a trie; spaces and punctuation are optional."""
+    """One regex for phrases in unspaced scripts, factored into a trie: spaces optional, punctuation optional."""
     root: _Trie = {}
     for phrase in phrases:
         node = root
-        for ch in _wide_key(phrase):
-            node = node.setdefault(re.escape(ch), {})
+        for atom in _wide_atoms(phrase):
+            node = node.setdefault(atom, {})
         node[_KIND] = {}
 
     def emit(node: _Trie) -> str:
@@ -351,10 +390,10 @@ def _wide_pattern(phrases: Iterable[str]) -> str:
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return rf"[\s{re.escape(_STRIP)}]*" + (f"(?:{body})?" if _KIND in node else body)
+        return r"\s*" + (f"(?:{body})?" if _KIND in node else body)
 
     # The first character must be literal, so the regex engine can skip to candidate positions by character set.
-    return emit(root).removeprefix(rf"[\s{re.escape(_STRIP)}]*")
+    return emit(root).removeprefix(r"\s*")
 
 
 class _PhraseIndex:
@@ -370,13 +409,16 @@ class _PhraseIndex:
     def __init__(self, phrases: Iterable[tuple[str, str]]) -> None:
         self._root: _Trie = {}
         self._wide_kinds: dict[str, str] = {}
+        wide: list[str] = []
         #: Length of the longest phrase, in characters.
         self.longest = 0
         for phrase, kind in phrases:
             text = _fold(phrase).strip()
             self.longest = max(self.longest, len(text))
-            if _has_wide(text):
+            if _is_wide_phrase(text):
+                # Matches are told apart by their text without spaces and punctuation, both optional in the regex.
                 self._wide_kinds.setdefault(_wide_key(text), kind)
+                wide.append(text)
                 continue
             words = _words(text)
             if not words:
@@ -385,7 +427,7 @@ class _PhraseIndex:
             for word in words:
                 node = node.setdefault(word, {})
             node.setdefault(_KIND, kind)  # the first list to claim a phrase keeps it
-        self._wide_re = re.compile(_wide_pattern(self._wide_kinds)) if self._wide_kinds else None
+        self._wide_re = re.compile(_wide_pattern(wide)) if wide else None
 
     def scan(self, words: Sequence[str], start_limit: int) -> list[tuple[int, int, str]]:
         """``(first, end, kind)`` of the longest phrase starting at each word before ``start_limit``.
@@ -710,14 +752,15 @@ _UNIT_WORDS: Final[Mapping[str, str]] = MappingProxyType(
 # CJK units follow a number directly: "500字", "三段", "3文で", "5가지".
 _CJK_UNITS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "文字": "wchar", "字": "wchar", "자": "wchar", "个单词": "word", "個單詞": "word", "单词": "word",
-        "單詞": "word", "词": "word", "詞": "word", "語": "word", "단어": "word", "句话": "sentence",
-        "句話": "sentence", "句": "sentence", "文": "sentence", "문장": "sentence", "段落": "paragraph", "段": "paragraph",
-        "문단": "paragraph", "단락": "paragraph", "行": "line", "줄": "line", "页": "page", "頁": "page",
-        "ページ": "page", "페이지": "page", "个": "item", "個": "item", "条": "item", "條": "item", "つ": "item",
-        "項目": "item", "개": "item", "가지": "item",
+        **dict.fromkeys(("文字", "字", "자"), "wchar"),
+        **dict.fromkeys(("个单词", "個單詞", "单词", "單詞", "词", "詞", "語", "단어"), "word"),
+        **dict.fromkeys(("句话", "句話", "句", "文", "문장"), "sentence"),
+        **dict.fromkeys(("段落", "段", "문단", "단락"), "paragraph"),
+        **dict.fromkeys(("行", "줄"), "line"),
+        **dict.fromkeys(("页", "頁", "ページ", "페이지"), "page"),
+        **dict.fromkeys(("个", "個", "条", "條", "つ", "項目", "개", "가지"), "item"),
     }
-)  # fmt: skip
+)
 # Latin-script characters per unit (CJK character units count weighted characters).
 _UNIT_CHARS: Final[Mapping[str, int]] = MappingProxyType(
     {"word": 6, "char": 1, "wchar": DEFAULT_WIDE_CHAR_WEIGHT, "sentence": 60, "paragraph": 300, "line": 30,
@@ -788,11 +831,19 @@ _CUE_INDEX: Final = _PhraseIndex(
         *((p, "long") for p in _LONG_FORM_CUES),
     ]
 )
+# Quoted spans are bounded in length, and searched for only near the start, so that a pathological prompt full of
+# unmatched quotes costs a bounded amount of backtracking.
 _QUOTED_RE: Final = re.compile(
-    r"\"([^\"\n]+)\"|“([^”]+)”|«([^»]+)»|「([^」]+)」|『([^』]+)』|„([^“”]+)[“”]|(?<!\w)'(.+?)'(?!\w)", re.DOTALL
+    r"\"([^\"\n]{1,500})\"|“([^”]{1,500})”|«([^»]{1,500})»|「([^」]{1,500})」|『([^』]{1,500})』"
+    r"|„([^“”]{1,500})[“”]|(?<!\w)'(.{1,500}?)'(?!\w)",
+    re.DOTALL,
 )
+_QUOTES_WITHIN: Final = 2000
 _SOURCE_START_RE: Final = re.compile(r"[:：\n]")
 _SOURCE_START_WITHIN: Final = 200
+# Beyond this many characters of source a translation's minimum is capped anyway.
+_MAX_SOURCE_CHARS: Final = int(DEFAULT_MAX_REQUIRED_CHARS / DEFAULT_TRANSLATION_RATIO) + 1
+_MAX_COUNT: Final = 1_000_000
 _QUESTION_MARKS: Final = ("?", "？", "؟")
 
 
@@ -818,6 +869,7 @@ def _scan_window(text: str) -> str:
 
 
 def _make_size(n: int, unit: str, capped: bool) -> _Size:
+    n = min(n, _MAX_COUNT)
     raw = n * _UNIT_CHARS[unit] * (DEFAULT_CAP_TOLERANCE if capped else DEFAULT_SIZE_TOLERANCE)
     if unit in _TINY_UNITS and raw < DEFAULT_TINY_REQUEST_CHARS:
         required = 1
@@ -835,9 +887,9 @@ def _better(a: _Size | None, b: _Size) -> _Size:
 
 
 def _word_number(word: str, unit: str) -> int | None:
-    plain = word.replace(",", "")  # "1,000 words"
-    if plain.isdecimal():
-        return int(plain)  # int() reads any Unicode decimal digits: "５００", "५००", "٥٠٠"
+    if word.isdecimal():
+        # int() reads any Unicode decimal digits ("５００", "५००", "٥٠٠"); absurdly long numbers are clamped first.
+        return int(word) if len(word) <= len(str(_MAX_COUNT)) else _MAX_COUNT
     if word in _ARTICLES:
         return 1 if unit in _ARTICLE_UNITS else None
     return _NUMBER_WORDS.get(word)
@@ -885,6 +937,8 @@ def _han_number(text: str) -> int:
 def _read_cues(text: str) -> _Cues:
     """What the wording of a prompt asks for: an explicit size, a terse or brief answer, a long-form one."""
     folded = _fold(_scan_window(text))
+    if "," in folded:
+        folded = _THOUSANDS_RE.sub("", folded)  # "1,000 words"
     words = _words(folded)
     size: _Size | None = None
     kinds: set[str] = set()
@@ -914,7 +968,8 @@ def _read_cues(text: str) -> _Cues:
 
 
 def _translation_source_len(prompt: str) -> int:
-    quoted = [next(g for g in m.groups() if g is not None) for m in _QUOTED_RE.finditer(prompt)]
+    prompt = prompt[:_MAX_SOURCE_CHARS]
+    quoted = [next(g for g in m.groups() if g is not None) for m in _QUOTED_RE.finditer(prompt, 0, _QUOTES_WITHIN)]
     if quoted:
         return sum(_weighted_len(q) for q in quoted)
     m = _SOURCE_START_RE.search(prompt, 0, _SOURCE_START_WITHIN)
@@ -1072,7 +1127,7 @@ class QualityGates:
     ) -> None:
         for field_name in ("refusal_phrases", "hedging_phrases"):
             for i, phrase in enumerate(getattr(config, field_name)):
-                if not _words(_fold(phrase)) and not _has_wide(phrase):
+                if not _has_words(phrase):
                     raise ConfigError("a phrase needs at least one word", path=f"quality.{field_name}[{i}]")
         named: list[tuple[str, CustomGate]] = []
         for gate in custom:
@@ -1205,7 +1260,7 @@ class QualityGates:
         prompt = reply.prompt
         task = reply.task_type
         if task == "translation":
-            source = _translation_source_len(_fold(prompt))
+            source = _translation_source_len(_fold(prompt[:_MAX_SOURCE_CHARS]))
             return max(1, min(int(source * DEFAULT_TRANSLATION_RATIO), DEFAULT_MAX_REQUIRED_CHARS)), "translation"
         if task == "summarisation":
             limit = base * DEFAULT_SUMMARY_CAP_FACTOR
@@ -1249,7 +1304,7 @@ class QualityGates:
                 weighted = _weighted_len(content[:cut])
                 cut = cut * cut // weighted if weighted > cut else cut
             # Move the cut to the next whitespace, so it never splits a word (unless there is none close by).
-            space = _WS_RE.search(content, cut, cut + _WIDE_GAP)
+            space = _WS_RE.search(content, cut, cut + _CUT_SLIDE)
             if space is not None:
                 cut = space.start()
             lead, tail = content[:cut], content[cut : cut + self._slack]

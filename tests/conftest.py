@@ -17,9 +17,9 @@ def fake_clock() -> FakeClock:
 
 # --- Redis (budget and shared breakers): one throwaway redis-server per session, emptied before each test.
 
-from collections.abc import Iterator
+from collections.abc import Iterator  # noqa: E402  (appended section: its imports stay with it)
 
-from redis_server import RedisServer, running_redis
+from redis_server import RedisServer, running_redis  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,11 @@ import anyio
 import anyio.lowlevel
 import pytest
 import redis
+
 from asyncrouter._budget import DEFAULT_REDIS_KEY_MARGIN, Budget, RedisBackend
 from asyncrouter._config import BudgetConfig
 from asyncrouter._exceptions import BudgetExceeded, RouterError
 from asyncrouter.testing import FakeClock
-
 from redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -165,9 +165,9 @@ async def test_cancelled_while_the_script_runs_leaks_nothing(redis_url: str, fak
         # Without giving the holds back, two 5.0 holds would fill the 10.0 cap and the rest be refused.
         assert (st.spent, st.reserved) == (0.0, 0.0)
         assert counters(redis_url, "2026-01-01") == (0, 0)
-        # Every reservation that was started reached Redis, and the granted ones were released there.
         assert entered >= 25
-        assert backend.operations > entered + 1
+        # some holds were granted by the script after their caller had been cancelled, and given back
+        assert backend.undone >= 1
 
 
 # ------------------------------------------------------------------------------------------------ the race
@@ -283,6 +283,7 @@ _WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two fresh interpreters: about 2 s on an idle machine, more when it is busy
 def test_two_processes_share_one_cap_exactly(redis_url: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs: list[subprocess.Popen[str]] = []

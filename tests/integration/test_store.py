@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+
 from asyncrouter._config import TrackerConfig, load_config
 from asyncrouter._exceptions import ConfigError
 from asyncrouter._models import Attempt, RequestRecord
@@ -261,13 +262,30 @@ async def test_records_outside_the_open_window_are_refused(file_path: str, fake_
     await tracker.aclose()  # idempotent
 
 
-async def test_partial_batches_are_flushed_after_the_interval_on_the_injected_clock(
+async def test_a_partial_batch_is_flushed_after_the_interval_without_moving_the_clock(
     file_path: str, fake_clock: FakeClock
 ) -> None:
-    async with tracker_for(file_path, fake_clock, batch_size=1000, flush_interval=7.5) as tracker:
+    before = fake_clock.time()
+    async with tracker_for(file_path, fake_clock, batch_size=1000, flush_interval=0.01) as tracker:
         await tracker.record(make_record(0))
-        await wait_until(lambda: tracker.written == 1)  # no flush() call: the interval did it
-        assert 7.5 in fake_clock.sleeps
+        await wait_until(lambda: tracker.written == 1)  # no flush(): the interval ended the batch
+        assert tracker.flushes == 1
+    # The interval is a deadline on the event loop's clock: the shared fake clock was left alone.
+    assert fake_clock.time() == before
+    assert fake_clock.sleeps == []
+
+
+async def test_queries_see_what_was_recorded_before_them(db_path: str, fake_clock: FakeClock, tmp_path: Path) -> None:
+    # A batch that would linger for a minute: only the queries' own flush can make these rows visible.
+    async with tracker_for(db_path, fake_clock, batch_size=1000, flush_interval=60) as tracker:
+        await tracker.record(make_record(0, cost_usd=0.5))
+        assert [r.request_id for r in await tracker.logs()] == ["req-000000"]
+        await tracker.record(make_record(1, cost_usd=0.25))
+        assert (await tracker.stats()).requests == 2
+        await tracker.record(make_record(2, cost_usd=0.125))
+        assert await tracker.spent_between(T0, T0 + 10) == 0.875
+        await tracker.record(make_record(3))
+        assert await tracker.export_jsonl(tmp_path / "x.jsonl") == 4
 
 
 async def test_tracking_off_discards_quietly(fake_clock: FakeClock, tmp_path: Path) -> None:
@@ -526,6 +544,7 @@ async def test_exports_round_trip(db_path: str, fake_clock: FakeClock, tmp_path:
         assert await tracker.export_csv(tmp_path / "errors.csv", status="error") == 2
 
     lines = (tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [r.to_dict() for r in records]  # the documented shape
     from_jsonl = []
     for line in lines:
         data = json.loads(line)

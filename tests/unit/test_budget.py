@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+
 from asyncrouter._budget import (
     Budget,
     BudgetBackend,

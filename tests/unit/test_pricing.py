@@ -8,6 +8,7 @@ from typing import Any
 
 import genai_prices
 import pytest
+
 from asyncrouter._config import ModelConfig, PricingConfig
 from asyncrouter._pricing import Price, cost_usd, library_price, resolve_price, resolve_prices
 

@@ -1,0 +1,390 @@
+"""The routing classifier: table-driven checks of every label, language, override and matching rule."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from asyncrouter._classifier import (
+    DEFAULT_COMPLEX_THRESHOLD,
+    DEFAULT_HUGE_PROMPT_TOKENS,
+    DEFAULT_SIMPLE_THRESHOLD,
+    DIMENSIONS,
+    Classification,
+    Classifier,
+)
+from asyncrouter._eval import evaluate, load_eval_data
+from asyncrouter._exceptions import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_SET = ROOT / "benchmarks" / "data" / "dev_set.yaml"
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier()
+
+
+def signal_value(c: Classification, name: str) -> float:
+    """The weight a ``name:value`` signal reports, 0 when absent."""
+    for s in c.signals:
+        key, _, value = s.partition(":")
+        if key == name and value:
+            return float(value)
+    return 0.0
+
+
+# --- task types (routeforge) ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "task_type"),
+    [
+        pytest.param("Write a Python function that merges two sorted lists.", "code", id="code"),
+        pytest.param("Prove that the square root of 2 is irrational.", "reasoning", id="reasoning-proof"),
+        pytest.param("Calculate 15% of 240.", "reasoning", id="reasoning-math"),
+        pytest.param("Write a poem about the sea at dawn.", "creative", id="creative"),
+        pytest.param("Translate 'good morning' into French.", "translation", id="translation"),
+        pytest.param("Summarise the plot of Hamlet in three sentences.", "summarisation", id="summarisation"),
+        pytest.param("Who invented the telephone?", "factual", id="factual-who"),
+        pytest.param("Explain how a refrigerator works.", "factual", id="factual-explain"),
+        pytest.param("ok", "general", id="general"),
+    ],
+)
+def test_task_type(clf: Classifier, prompt: str, task_type: str) -> None:
+    c = clf.classify_text(prompt)
+    assert c.task_type == task_type
+    assert c.task_matched is (task_type != "general")
+
+
+# --- complexity x category (mmrouter) ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "complexity", "category"),
+    [
+        pytest.param("What is the capital of Peru?", "simple", "factual", id="simple-factual"),
+        pytest.param("Give me an overview of the history of the Silk Road.", "medium", "factual", id="medium-factual"),
+        pytest.param(
+            "Write a comprehensive guide to the history of the Ottoman Empire covering its founding, major sultans, "
+            "economy, military, religion and decline, with dates for each period and a summary table.",
+            "complex",
+            "factual",
+            id="complex-factual",
+        ),
+        pytest.param("Is 97 a prime number?", "simple", "reasoning", id="simple-reasoning"),
+        pytest.param("Why do leaves change colour in autumn?", "medium", "reasoning", id="medium-reasoning"),
+        pytest.param(
+            "Analyse in depth the trade-offs between nuclear, wind and solar power for a mid-sized country, "
+            "considering cost, reliability, land use, emissions and public acceptance, and recommend a mix.",
+            "complex",
+            "reasoning",
+            id="complex-reasoning",
+        ),
+        pytest.param("Suggest a name for my hamster.", "simple", "creative", id="simple-creative"),
+        pytest.param("Write a short poem about a rainy afternoon.", "medium", "creative", id="medium-creative"),
+        pytest.param(
+            "Write a 3,000-word fantasy short story with three narrators, a heist in a floating city, a betrayal "
+            "in the middle and a bittersweet ending.",
+            "complex",
+            "creative",
+            id="complex-creative",
+        ),
+        pytest.param("How do I delete a git branch?", "simple", "code", id="simple-code"),
+        pytest.param(
+            "Write a JavaScript function that debounces another function.", "medium", "code", id="medium-code"
+        ),
+        pytest.param(
+            "Design and implement a REST API in Go for a library system with authentication, PostgreSQL storage, "
+            "pagination, rate limiting and tests, and explain the architecture.",
+            "complex",
+            "code",
+            id="complex-code",
+        ),
+    ],
+)
+def test_complexity_and_category(clf: Classifier, prompt: str, complexity: str, category: str) -> None:
+    c = clf.classify_text(prompt)
+    assert (c.complexity, c.category) == (complexity, category)
+
+
+# --- tiers (smart-llm-router) --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "tier"),
+    [
+        pytest.param("What's the capital of Japan?", "simple", id="simple"),
+        pytest.param("Explain how vaccines train the immune system.", "medium", id="medium"),
+        pytest.param(
+            "Design a scalable event-driven architecture for a ride-sharing platform: services, data stores, "
+            "messaging, failure handling, observability and a phased migration from the current monolith.",
+            "complex",
+            id="complex",
+        ),
+        pytest.param("Prove step by step that there are infinitely many primes.", "reasoning", id="reasoning"),
+    ],
+)
+def test_tier(clf: Classifier, prompt: str, tier: str) -> None:
+    assert clf.classify_text(prompt).tier == tier
+
+
+def test_complexity_score_agrees_with_label(clf: Classifier) -> None:
+    for prompt in ("Hi, who wrote Dune?", "Explain why the sky is blue.", "Prove Fermat's little theorem rigorously."):
+        c = clf.classify_text(prompt)
+        assert 0.0 <= c.complexity_score <= 1.0
+        assert 0.0 <= c.confidence <= 1.0
+        if c.complexity == "simple":
+            assert c.complexity_score < DEFAULT_SIMPLE_THRESHOLD
+        elif c.complexity == "complex":
+            assert c.complexity_score >= DEFAULT_COMPLEX_THRESHOLD
+        else:
+            assert DEFAULT_SIMPLE_THRESHOLD <= c.complexity_score < DEFAULT_COMPLEX_THRESHOLD
+
+
+# --- languages -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "language", "category"),
+    [
+        pytest.param("What is the boiling point of water?", "en", "factual", id="en"),
+        pytest.param("用Python写一个函数，判断一个数是不是质数。", "zh", "code", id="zh"),
+        pytest.param("桜についての短い詩を書いてください。", "ja", "creative", id="ja"),
+        pytest.param("왜 하늘은 파란가요?", "ko", "reasoning", id="ko"),
+        pytest.param("Докажи, что корень из двух иррационален.", "ru", "reasoning", id="ru"),
+        pytest.param("Wer hat die Relativitätstheorie entwickelt?", "de", "factual", id="de"),
+        pytest.param("Escribe un poema sobre la luna.", "es", "creative", id="es"),
+        pytest.param("Como faço para ordenar uma lista em Python?", "pt", "code", id="pt"),
+        pytest.param("Compare le train et l'avion pour aller de Paris à Lyon.", "fr", "reasoning", id="fr"),
+        pytest.param("भारत की राजधानी क्या है?", "hi", "factual", id="hi"),
+        pytest.param("اكتب قصيدة قصيرة عن البحر.", "ar", "creative", id="ar"),
+    ],
+)
+def test_languages(clf: Classifier, prompt: str, language: str, category: str) -> None:
+    c = clf.classify_text(prompt)
+    assert (c.language, c.category) == (language, category)
+    assert f"lang:{language}" in c.signals
+
+
+def test_arabic_attached_conjunction_still_matches(clf: Classifier) -> None:
+    # "وعيوب" is "and disadvantages": the conjunction is written onto the word.
+    c = clf.classify_text("ما هي مزايا وعيوب العمل عن بعد؟")
+    assert c.category == "reasoning"
+    assert signal_value(c, "analysis") >= 2.0
+
+
+# --- overrides -----------------------------------------------------------------------------------------------------
+
+
+def test_two_reasoning_markers_force_reasoning_tier(clf: Classifier) -> None:
+    c = clf.classify_text("Derive the formula step by step.")
+    assert c.tier == "reasoning"
+    assert "override:reasoning_markers" in c.signals
+    one = clf.classify_text("What is a theorem?")
+    assert one.tier != "reasoning"
+
+
+def test_huge_prompt_is_at_least_complex(clf: Classifier) -> None:
+    filler = "The meeting is on Tuesday. " * 500  # about 3,400 estimated tokens of plain text
+    c = clf.classify_text("TL;DR please:\n\n" + filler)
+    assert c.input_tokens > DEFAULT_HUGE_PROMPT_TOKENS
+    assert c.complexity == "complex"
+    assert c.complexity_score >= DEFAULT_COMPLEX_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        pytest.param("Answer only with a JSON object.", id="json"),
+        pytest.param("Follow this schema: {name: string}.", id="schema"),
+    ],
+)
+def test_json_system_prompt_floors_at_medium(clf: Classifier, system: str) -> None:
+    plain = clf.classify_text("Paris")
+    assert plain.complexity == "simple"
+    c = clf.classify_text("Paris", system=system)
+    assert c.complexity == "medium"
+    assert c.tier == "medium"
+    assert "override:json_floor" in c.signals
+
+
+@pytest.mark.parametrize("rf_type", ["json_object", "json_schema"])
+def test_json_response_format_floors_at_medium(clf: Classifier, rf_type: str) -> None:
+    c = clf.classify([{"role": "user", "content": "Paris"}], response_format={"type": rf_type})
+    assert c.complexity == "medium"
+    assert f"response_format:{rf_type}" in c.signals
+    text = clf.classify([{"role": "user", "content": "Paris"}], response_format={"type": "text"})
+    assert text.complexity == "simple"
+
+
+def test_tools_are_a_signal(clf: Classifier) -> None:
+    messages = [{"role": "user", "content": "Check the weather in Oslo and book a table for two."}]
+    without = clf.classify(messages)
+    with_tools = clf.classify(messages, tools=True)
+    assert "tools" in with_tools.signals
+    assert "tools" not in without.signals
+    assert with_tools.complexity_score > without.complexity_score
+
+
+# --- turns ---------------------------------------------------------------------------------------------------------
+
+
+def test_last_user_turn_dominates(clf: Classifier) -> None:
+    messages = [
+        {"role": "user", "content": "Write a 3,000-word epic poem about the fall of Troy with twelve cantos."},
+        {"role": "assistant", "content": "Sing, goddess, of the walls that would not stand..."},
+        {"role": "user", "content": "What is the capital of Greece?"},
+    ]
+    c = clf.classify(messages)
+    assert (c.complexity, c.category) == ("simple", "factual")
+    alone = clf.classify_text("What is the capital of Greece?")
+    assert c.input_tokens > alone.input_tokens  # earlier turns still count towards the input estimate
+
+
+def test_content_parts_are_read(clf: Classifier) -> None:
+    parts = [
+        {"role": "user", "content": [{"type": "text", "text": "Write a haiku"}, {"type": "text", "text": "about snow"}]}
+    ]
+    assert clf.classify(parts).category == "creative"
+
+
+def test_system_prompt_adds_signals_but_not_the_task(clf: Classifier) -> None:
+    c = clf.classify_text("What is the capital of Chile?", system="You are a senior Python engineer.")
+    assert c.category == "factual"
+    assert 0 < signal_value(c, "code_presence") < 1.0  # seen, at the system prompt's reduced weight
+
+
+# --- matching rules ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "absent"),
+    [
+        pytest.param(
+            "It is important to know: what is the capital of Peru?", "code_presence", id="important-not-import"
+        ),
+        pytest.param("Classify these animals as mammals or birds: cat, eagle, whale.", "code_presence", id="classify"),
+        pytest.param("Write a description of a sunset over the sea.", "code_presence", id="description-not-script"),
+        pytest.param("When is the best season to visit Provence?", "reasoning_markers", id="provence-not-prove"),
+        pytest.param("She was proverbially late.", "reasoning_markers", id="proverbially"),
+    ],
+)
+def test_words_match_on_word_boundaries(clf: Classifier, prompt: str, absent: str) -> None:
+    assert signal_value(clf.classify_text(prompt), absent) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "present"),
+    [
+        pytest.param("import numpy fails, why?", "code_presence", id="import-as-word"),
+        pytest.param("Write a class in Java", "code_presence", id="class-as-word"),
+        pytest.param("Write a bash script to rename files", "code_presence", id="script-as-word"),
+        pytest.param("Explain step-by-step", "reasoning_markers", id="hyphenated-phrase"),
+        pytest.param("TL;DR this thread", "summarisation", id="punctuated-keyword"),
+    ],
+)
+def test_keywords_found_as_whole_words(clf: Classifier, prompt: str, present: str) -> None:
+    assert signal_value(clf.classify_text(prompt), present) > 0.0
+
+
+def test_a_repeated_keyword_counts_once(clf: Classifier) -> None:
+    once = clf.classify_text("python")
+    many = clf.classify_text("python python python python")
+    assert signal_value(once, "code_presence") == signal_value(many, "code_presence") > 0
+
+
+def test_a_keyword_listed_twice_counts_once() -> None:
+    single = Classifier(extra_keywords={"creative_markers": ["villanelle"]})
+    doubled = Classifier(extra_keywords={"creative_markers": ["villanelle", "villanelle", "Villanelle"]})
+    prompt = "a villanelle about winter"
+    assert signal_value(single.classify_text(prompt), "creative_markers") == 1.0
+    assert signal_value(doubled.classify_text(prompt), "creative_markers") == 1.0
+
+
+def test_extra_keywords_extend_tables() -> None:
+    base = Classifier().classify_text("terraform plan keeps failing on the vpc module")
+    extended = Classifier(extra_keywords={"code_presence": ["terraform:3"]}).classify_text(
+        "terraform plan keeps failing on the vpc module"
+    )
+    assert signal_value(extended, "code_presence") == signal_value(base, "code_presence") + 3.0
+    assert extended.category == "code"
+
+
+def test_extra_keywords_reject_unknown_dimension() -> None:
+    with pytest.raises(ConfigError, match="unknown classifier dimension") as info:
+        Classifier(extra_keywords={"vibes": ["x"]})
+    assert info.value.path == "extra_keywords.vibes"
+
+
+def test_cjk_keywords_match_as_substrings(clf: Classifier) -> None:
+    # No spaces anywhere: 证明 (prove) sits inside a longer run of characters.
+    c = clf.classify_text("请严格证明根号二是无理数")
+    assert signal_value(c, "reasoning_markers") >= 1.0
+
+
+def test_cjk_length_counts_characters_not_spaces(clf: Classifier) -> None:
+    chinese = "请详细分析" + "我们公司在不同市场的销售数据和客户反馈情况" * 15  # ~300 characters, no whitespace
+    c = clf.classify_text(chinese)
+    assert signal_value(c, "length") >= 300
+    assert c.complexity != "simple"
+    short = clf.classify_text("法国的首都是哪里？")
+    assert 5 <= signal_value(short, "length") <= 12
+    assert short.complexity == "simple"
+
+
+def test_dimensions_are_named_in_signals(clf: Classifier) -> None:
+    c = clf.classify_text("Prove this theorem step by step, without using calculus, in exactly 5 steps.")
+    names = {s.partition(":")[0] for s in c.signals}
+    assert {"reasoning_markers", "constraints", "negation", "large_artefact", "length", "lang"} <= names
+    structural = {"length", "lang", "code_block", "code_syntax", "math_syntax", "questions", "tools", "override"}
+    assert names <= {*DIMENSIONS, *structural, "system", "response_format"}
+
+
+# --- purity --------------------------------------------------------------------------------------------------------
+
+
+def test_same_input_same_output() -> None:
+    messages = [{"role": "system", "content": "Reply in JSON."}, {"role": "user", "content": "Compare Go and Rust."}]
+    a = Classifier().classify(messages, tools=True)
+    b = Classifier().classify(messages, tools=True)
+    c = Classifier().classify(messages, tools=True)
+    assert a == b == c
+    assert dataclasses.asdict(a) == a.to_dict() | {"signals": a.signals}
+
+
+def test_module_does_no_io_and_has_no_async() -> None:
+    tree = ast.parse((ROOT / "asyncrouter" / "_classifier.py").read_text(encoding="utf-8"))
+    banned = {"anyio", "aiohttp", "asyncio", "time", "socket", "os", "io", "pathlib", "subprocess"}
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+        assert not isinstance(node, ast.AsyncFunctionDef | ast.Await)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "open"
+    assert not imported & banned
+
+
+# --- accuracy on the held-out part of the dev set ------------------------------------------------------------------
+
+
+def test_dev_set_test_split_accuracy_floor(clf: Classifier) -> None:
+    examples = load_eval_data(DEV_SET)
+    assert len(examples) >= 480
+    test = [e for e in examples if e.split == "test"]
+    assert len(test) >= 0.3 * len(examples)
+    assert len({e.language for e in examples}) >= 11
+    report = evaluate(clf, examples, split="test")
+    # Floors a little under what the classifier reaches today (it was tuned on the train split only).
+    assert report.accuracy["complexity"] >= 0.85
+    assert report.accuracy["category"] >= 0.88
+    assert report.accuracy["complexity+category"] >= 0.78
+    english = report.per_language["en"]["complexity+category"]
+    others = [row["complexity+category"] for lang, row in report.per_language.items() if lang != "en"]
+    assert sum(others) / len(others) >= english - 0.05

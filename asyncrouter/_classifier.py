@@ -479,17 +479,23 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "sum|average|divided|multiplied|times|plus|minus|square root|prime|prime number|factorial|ratio|"
         "fraction|larger|bigger|smaller|heavier|cheaper|next number|sequence|digits|if|odd|even|multiply|"
         "divide|how old|what day|break even|geometric|arithmetic|math|mathematical|algebra|"
-        "true or false|greater|how many:0.5|how much:0.5|divisible|remainder|multiple of|seconds:0.5|minutes:0.5|hours:0.5|km:0.5|miles:0.5|kilometers:0.5|"
+        "true or false|greater|how many:0.5|how much:0.5|divisible|remainder|multiple of|seconds:0.5|minutes:0.5|"
+        "hours:0.5|km:0.5|miles:0.5|kilometers:0.5|"
         "meters:0.5|kg:0.5|pounds:0.5|liters:0.5|ounces:0.5",
-        "zh": "计算|解方程|方程|百分之|概率|打折|打八折|原价|哪个大|星期几|质数|素数|鸡兔同笼|如果|多少:0.5|多少秒|多少分钟|多少小时|多少公里",
+        "zh": "计算|解方程|方程|百分之|概率|打折|打八折|原价|哪个大|星期几|质数|素数|鸡兔同笼|如果|多少:0.5|多少秒|"
+        "多少分钟|多少小时|多少公里",
         "ja": "計算|解いて|方程式|確率|割引|何曜日|素数|何分後|なら|いくら:0.5|何秒|何分|何時間|何キロ",
         "ko": "계산|풀어|방정식|확률|소수인가요|무슨 요일|만약|곱하고|더했더니|얼마:0.5|몇 초|몇 분|몇 시간|몇 킬로",
         "ru": "вычисли|посчитай|реши|решите|уравнение|процент|процентов|вероятность|простое число|"
         "сколько будет|больше|если|задачу|сколько:0.5|секунд:0.5|минут:0.5|часах:0.5|часов:0.5|километров:0.5",
-        "de": "berechne|rechne|löse|gleichung|prozent|wahrscheinlichkeit|primzahl|wenn|fläche|umfang|wie viel:0.5|sekunden:0.5|minuten:0.5|stunden:0.5",
-        "es": "calcula|resuelve|ecuación|por ciento|porcentaje|probabilidad|número primo|si|números|cuánto:0.5|segundos:0.5|minutos:0.5|horas:0.5",
-        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|maior|idade|quanto:0.5|sobra|segundos:0.5|minutos:0.5|horas:0.5",
-        "fr": "calcule|résous|équation|pour cent|pourcentage|probabilité|nombre premier|si|combien font|combien:0.5|secondes:0.5|heures:0.5",
+        "de": "berechne|rechne|löse|gleichung|prozent|wahrscheinlichkeit|primzahl|wenn|fläche|umfang|wie viel:0.5|"
+        "sekunden:0.5|minuten:0.5|stunden:0.5",
+        "es": "calcula|resuelve|ecuación|por ciento|porcentaje|probabilidad|número primo|si|números|cuánto:0.5|"
+        "segundos:0.5|minutos:0.5|horas:0.5",
+        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|maior|idade|quanto:0.5|"
+        "sobra|segundos:0.5|minutos:0.5|horas:0.5",
+        "fr": "calcule|résous|équation|pour cent|pourcentage|probabilité|nombre premier|si|combien font|combien:0.5|"
+        "secondes:0.5|heures:0.5",
         "hi": "गणना|हल|समीकरण|प्रतिशत|प्रायिकता|अभाज्य|अगर|यदि|लाभ|मूल्य|कितना:0.5|सेकंड:0.5|मिनट:0.5|घंटे:0.5",
         "ar": "احسب|حل المسألة|معادلة|بالمئة|نسبة|احتمال|أولي|إذا|يساوي|كم:0.5|ثانية:0.5|دقيقة:0.5|ساعة:0.5",
     },
@@ -1056,7 +1062,7 @@ class Classifier:
         toks: list[str] = []
         if ascii_text:
             # str.translate+split beats a regex on long text; on short text the regex call is cheaper.
-            hits = keys.intersection(low.translate(_ASCII_SPLIT).split() if n > 400 else _ASCII_TOKEN_RE.findall(low))
+            hits = keys.intersection(low.translate(_ASCII_SPLIT).split() if n > 150 else _ASCII_TOKEN_RE.findall(low))
         else:
             toks = _TOKEN_RE.findall(low)
             hits = keys.intersection(toks)

@@ -55,6 +55,8 @@ logger = logging.getLogger("asyncrouter")
 #: output tokens assumed when estimating the cost of a decision without max_tokens
 ESTIMATE_OUTPUT_TOKENS = 500
 _META_MAX_TOKENS = 200
+#: input and output tokens of the smallest call worth making (sets when the budget counts as exhausted)
+MIN_CALL_TOKENS = 50
 
 
 def _normalise_messages(prompt: str | None, messages: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -174,7 +176,10 @@ class Router:
         self._classifier = Classifier()
         self._planner = Planner(self.config)
         self._gates = QualityGates(self.config.quality, custom=quality_gates)
-        self.prices: dict[str, Price] = {m.name: resolve_price(m, self.config.pricing) for m in self.config.models}
+        now = self.clock.time()
+        self.prices: dict[str, Price] = {
+            m.name: resolve_price(m, self.config.pricing, now=now) for m in self.config.models
+        }
         self._clients: dict[str, ModelClient] = {
             m.name: ModelClient(m, http=self._http, clock=self.clock) for m in self.config.models
         }
@@ -184,10 +189,13 @@ class Router:
         self._tracker: Tracker | None = (
             Tracker(self.config.tracker, clock=self.clock) if self.config.tracker.path is not None else None
         )
+        # the smallest call the cheapest model can take: below that, the day's budget is exhausted
+        min_call = min(cost_usd(p, MIN_CALL_TOKENS, MIN_CALL_TOKENS) for p in self.prices.values())
         self.budget = Budget(
             self.config.budget,
             clock=self.clock,
             spent_source=self._tracker if self.config.budget.backend == "sqlite" else None,
+            min_reservation_usd=min_call,
         )
         self._limiters: dict[str, anyio.CapacityLimiter] = {
             m.name: anyio.CapacityLimiter(m.max_concurrency) for m in self.config.models if m.max_concurrency
@@ -437,16 +445,24 @@ class Router:
         c, plan = ctx.classification, ctx.plan
         blocked = self.breakers.snapshot()
         prompt = _last_user_text(ctx.messages)
-        kw = {"blocked": blocked, "max_tokens": ctx.params.max_tokens, "profile": plan.profile}
-        if looks_like_injection(prompt):
+
+        def default(why: str) -> Plan:
             return self._planner.plan_default(
-                c, plan.reason + "; meta-router skipped: the prompt addresses the router (possible injection)", **kw
-            )  # type: ignore[arg-type]
+                c, plan.reason + why, blocked=blocked, max_tokens=ctx.params.max_tokens, profile=plan.profile
+            )
+
+        def chosen(model: str, why: str) -> Plan:
+            return self._planner.plan_meta(
+                c, model, why, blocked=blocked, max_tokens=ctx.params.max_tokens, profile=plan.profile
+            )
+
+        if looks_like_injection(prompt):
+            return default("; meta-router skipped: the prompt addresses the router (possible injection)")
         key = prompt_key(prompt, plan.profile)
         cached = self._meta_cache.get(key)
         if cached is not None:
             ctx.task_type = cached.task_type if cached.task_type != "general" else ctx.task_type
-            return self._planner.plan_meta(c, cached.model, f"{cached.reason} (cached)", **kw)  # type: ignore[arg-type]
+            return chosen(cached.model, f"{cached.reason} (cached)")
         alias = self.config.meta_router_model
         assert alias is not None
         client = self._clients[alias]
@@ -467,11 +483,11 @@ class Router:
             choice = parse_meta_reply(reply.content, self._planner.models)
         except (ProviderError, ValueError, TimeoutError) as exc:
             why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TimeoutError) else "timed out"
-            return self._planner.plan_default(c, plan.reason + f"; meta-router failed ({why})", **kw)  # type: ignore[arg-type]
+            return default(f"; meta-router failed ({why})")
         self._meta_cache.put(key, choice)
         if choice.task_type != "general":
             ctx.task_type = choice.task_type
-        return self._planner.plan_meta(c, choice.model, choice.reason or "no reason given", **kw)  # type: ignore[arg-type]
+        return chosen(choice.model, choice.reason or "no reason given")
 
     def _worst_case(self, alias: str, ctx: _Ctx) -> float:
         m = self._clients[alias].config

@@ -84,7 +84,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from ._config import QualityConfig
 from ._exceptions import ConfigError
 from ._models import ChatRequest, ChatResponse
-from ._tokens import _WIDE_RE, message_text
+from ._tokens import WIDE_RE, message_text
 
 __all__ = [
     "BUILTIN_GATES",
@@ -313,7 +313,7 @@ _THOUSANDS_RE: Final = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # Any character _FOLD changes: most non-ASCII text has none, and a search is far cheaper than a translation.
 _FOLDABLE_RE: Final = re.compile("[" + "".join(re.escape(chr(c)) for c in _FOLD) + "]")
 # Runs of wide characters: CJK text is one long run, so counting runs beats counting characters.
-_WIDE_RUN_RE: Final = re.compile(f"(?:{_WIDE_RE.pattern})+")
+_WIDE_RUN_RE: Final = re.compile(f"(?:{WIDE_RE.pattern})+")
 _WS_RE: Final = re.compile(r"\s")
 _CUT_SLIDE: Final = 40  # how far a lead cut may move to reach whitespace, so that it does not split a word
 _COMMAS: Final = ",，、،"
@@ -339,7 +339,7 @@ def _words(folded: str) -> list[str]:
 
 def _is_wide_phrase(folded: str) -> bool:
     """Whether a phrase has CJK letters (CJK punctuation alone does not count)."""
-    return not folded.isascii() and _WIDE_RE.search(_wide_key(folded)) is not None
+    return not folded.isascii() and WIDE_RE.search(_wide_key(folded)) is not None
 
 
 def _has_words(phrase: str) -> bool:
@@ -352,7 +352,7 @@ def _weighted_len(text: str, limit: int | None = None) -> int:
     n = len(text)
     if text.isascii() or (limit is not None and n >= limit):
         return n
-    first = _WIDE_RE.search(text)
+    first = WIDE_RE.search(text)
     if first is None:
         return n
     return n + (DEFAULT_WIDE_CHAR_WEIGHT - 1) * sum(map(len, _WIDE_RUN_RE.findall(text, first.start())))

@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["estimate_messages_tokens", "estimate_tokens", "message_text"]
+__all__ = ["WIDE_RE", "estimate_messages_tokens", "estimate_tokens", "message_text"]
 
 # CJK Unified Ideographs (+ext A), Hiragana, Katakana, Hangul syllables and Jamo, CJK punctuation, fullwidth forms.
-_WIDE_RE = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\uff00-\uffef]")
+WIDE_RE = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u1100-\u11ff\uff00-\uffef]")
 _PER_MESSAGE_OVERHEAD = 4
 
 
@@ -22,7 +22,7 @@ def estimate_tokens(text: str) -> int:
     """Estimate the token count of *text* (never less than 1 for non-empty text)."""
     if not text:
         return 0
-    wide = len(_WIDE_RE.findall(text)) if not text.isascii() else 0
+    wide = len(WIDE_RE.findall(text)) if not text.isascii() else 0
     narrow = len(text) - wide
     return max(1, wide + (narrow + 3) // 4)
 

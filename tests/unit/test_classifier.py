@@ -382,9 +382,9 @@ def test_dev_set_test_split_accuracy_floor(clf: Classifier) -> None:
     assert len({e.language for e in examples}) >= 11
     report = evaluate(clf, examples, split="test")
     # Floors a little under what the classifier reaches today (it was tuned on the train split only).
-    assert report.accuracy["complexity"] >= 0.85
-    assert report.accuracy["category"] >= 0.88
-    assert report.accuracy["complexity+category"] >= 0.78
+    assert report.accuracy["complexity"] >= 0.87
+    assert report.accuracy["category"] >= 0.92
+    assert report.accuracy["complexity+category"] >= 0.82
     english = report.per_language["en"]["complexity+category"]
     others = [row["complexity+category"] for lang, row in report.per_language.items() if lang != "en"]
     assert sum(others) / len(others) >= english - 0.05

@@ -655,7 +655,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
     },
     "lang_pt": {
         "pt": "os|é|não|uma|um|você|do|da|dos|das|em|na|nos|nas|são|qual|quais|quem|onde|quando|quanto|"
-        "escreva|faça|meu|minha|seu|sua|ao|pelo|pela|isso|esse|essa|também|muito|mas|de|que|por|para|como|se|o|a|e",
+        "escreva|faça|meu|minha|seu|sua|ao|pelo|pela|isso|esse|essa|também|muito|mas|tudo|pode|olá|obrigado|de|que|por|para|como|se|o|a|e",
     },
     "lang_fr": {
         "fr": "le|les|des|est|et|du|une|qu|quel|quelle|quels|quelles|comment|pourquoi|je|vous|nous|pour|dans|"
@@ -686,7 +686,6 @@ _SUBSTRING_SCRIPT_RE: Final = re.compile(
     "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
     "\u1100-\u11ff\u3130-\u318f\uf900-\ufaff]"
 )
-_LATIN_LETTER_RE: Final = re.compile("[a-z\u00c0-\u024f]")
 # One pass over a non-ASCII region finds runs of each script; group numbers name the script.
 _SCRIPT_RUN_RE: Final = re.compile(
     "([\u3040-\u30ff]+)"  # 1 kana
@@ -698,6 +697,8 @@ _SCRIPT_RUN_RE: Final = re.compile(
     "|([a-z\u00c0-\u024f]+)"  # 7 latin
     "|([\u0e00-\u0eff\u0370-\u03ff\u0590-\u05ff\u1000-\u109f\u1780-\u17ff]+)"  # 8 other
 )
+# Any letter outside the Latin script (and its combining marks): CJK, hangul, Cyrillic, Devanagari, Arabic, ...
+_NON_LATIN_RE: Final = re.compile("[\u0370-\u1dff\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff\ufb1d-\ufdff\ufe70-\ufeff]")
 _SCRIPT_LANG: Final = {1: "ja", 2: "ko", 3: "zh", 4: "ru", 5: "hi", 6: "ar", 8: "other"}
 # Structure of the instruction region, one group per feature (m.lastindex says which).
 # Structure, measured with C-level string methods where possible and a regex only when its trigger is present.
@@ -730,7 +731,8 @@ _LATIN_HINTS: Final = (
     ("ñ¿¡", _LANG_ES, 2.0),
     ("ãõ", _LANG_PT, 2.0),
     ("ßäöü", _LANG_DE, 2.0),
-    ("èêàùœëî", _LANG_FR, 1.5),
+    ("èùœëîï", _LANG_FR, 1.5),  # not ê or à: Portuguese writes them too (você, à)
+    ("ê", _LANG_PT, 0.5),
     ("ç", _LANG_PT, 0.5),
     ("ç", _LANG_FR, 0.5),
 )
@@ -1276,6 +1278,11 @@ class Classifier:
     # ------------------------------------------------------------------------------------------------------------
     def _scan_non_ascii(self, region: str, acc: list[float], cnt: dict[int, int]) -> str:
         """The language of a non-ASCII region (by script runs), plus its non-Latin phrase and substring hits."""
+        if _NON_LATIN_RE.search(region) is None:
+            # Accented Latin only (de, es, pt, fr, ...): the caller decides by stop words; skip the script scan.
+            if self._substr_re is not None and self._substr_always:
+                _accumulate(set(self._substr_re.findall(region)), self._substr_map, 1.0, acc, cnt)
+            return ""
         counts = [0.0] * 9
         first = 0
         for m in _SCRIPT_RUN_RE.finditer(region):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -245,16 +246,30 @@ _ROW_WIDTH: Final = len(_INSERT_COLUMNS)
 _ROW_PLACEHOLDERS: Final = (
     "(" + ",".join("NULLIF(?, '')" if c in _NULLABLE_TEXT else "?" for c in _INSERT_COLUMNS) + ")"
 )
-# Rows per multi-row INSERT statement: fewer statement steps per batch (~10% faster than one row per step).
-_ROWS_PER_STATEMENT: Final = 16
+# Never more rows in one statement than this, whatever SQLite would allow: the statement's text and program
+# grow with it, and beyond a few hundred rows the gain is nil.
+_MAX_ROWS_PER_STATEMENT: Final = 1024
 
 
+@functools.lru_cache(maxsize=32)
 def _insert_sql(rows: int) -> str:
+    """A multi-row ``INSERT`` for *rows* rows (cached: a full batch always has the same shape)."""
     return f"INSERT INTO requests ({', '.join(_INSERT_COLUMNS)}) VALUES " + ",".join([_ROW_PLACEHOLDERS] * rows)
 
 
-_INSERT_ONE: Final = _insert_sql(1)
-_INSERT_MANY: Final = _insert_sql(_ROWS_PER_STATEMENT)
+def _insert_statements(rows: list[tuple[Any, ...]], max_rows: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """``(sql, flat parameters)`` statements inserting *rows*, at most *max_rows* rows each.
+
+    One statement per batch is the point: on an autocommit connection it is its own transaction and one
+    round trip to aiosqlite's thread, and SQLite steps it once instead of once per row (~10% faster than
+    ``executemany`` of the same rows).
+    """
+    flatten = chain.from_iterable
+    return [
+        (_insert_sql(len(chunk)), tuple(flatten(chunk)))
+        for chunk in (rows[i : i + max_rows] for i in range(0, len(rows), max_rows))
+    ]
+
 
 # The columns read back, in RequestRecord order (see _record_from_row).
 _SELECT_COLUMNS: Final = (
@@ -384,15 +399,6 @@ class _RowEncoder:
                 skipped += 1
                 logger.exception("tracker: cannot encode record %r; skipped", getattr(r, "request_id", "?"))
         return out, skipped
-
-
-def _insert_statements(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Split *rows* into flat parameter tuples for the multi-row statement plus a one-row-per-step tail."""
-    k = _ROWS_PER_STATEMENT
-    full = len(rows) - len(rows) % k
-    flatten = chain.from_iterable
-    groups = [tuple(flatten(rows[i : i + k])) for i in range(0, full, k)]
-    return groups, rows[full:]
 
 
 def _decode_attempts(text: str | None) -> list[Attempt]:
@@ -669,6 +675,7 @@ class Tracker:
         "_flushes",
         "_held",
         "_markers",
+        "_max_rows",
         "_pending",
         "_rdb",
         "_receive",
@@ -696,6 +703,7 @@ class Tracker:
         self._wdb: aiosqlite.Connection | None = None
         self._rdb: aiosqlite.Connection | None = None
         self._shared_connection = False
+        self._max_rows = 1
         # Serialises statements on the write connection against reads that share it (":memory:").
         self._db_lock = anyio.Lock()
         self._writer_done = anyio.Event()
@@ -771,8 +779,10 @@ class Tracker:
         try:
             if not in_memory:
                 await anyio.Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self._wdb = await aiosqlite.connect(database, uri=uri)
-            await anyio.to_thread.run_sync(_prepare_database, database, uri, not self._shared_connection)
+            # Autocommit: the writer makes each batch one statement, hence one transaction (see _insert).
+            self._wdb = await aiosqlite.connect(database, uri=uri, isolation_level=None)
+            max_variables = await anyio.to_thread.run_sync(_prepare_database, database, uri, not in_memory)
+            self._max_rows = max(1, min(_MAX_ROWS_PER_STATEMENT, max_variables // _ROW_WIDTH))
             await _apply_pragmas(self._wdb, writer=True)
             if self._shared_connection:
                 self._rdb = self._wdb
@@ -800,11 +810,9 @@ class Tracker:
         try:
             with anyio.CancelScope(shield=True):
                 if self._send is not None and not self._writer_done.is_set():
-                    stop = _Marker(stop=True)
-                    self._wake_writer()
                     try:
                         # FIFO behind every record already queued and every caller blocked on a full queue.
-                        await self._send.send(stop)
+                        await self._send_marker(self._send, _Marker(stop=True))
                     except (BrokenResourceError, ClosedResourceError):
                         pass  # the writer has already stopped (and drained what it could)
                     await self._writer_done.wait()
@@ -929,12 +937,21 @@ class Tracker:
         if self._state != "open" or send is None or self._writer_done.is_set():
             return
         marker = _Marker()
-        self._wake_writer()
         try:
-            await send.send(marker)
+            await self._send_marker(send, marker)
         except (BrokenResourceError, ClosedResourceError):
             return
         await marker.done.wait()
+
+    async def _send_marker(self, send: MemoryObjectSendStream[_Item], marker: _Marker) -> None:
+        """Queue *marker* behind everything queued so far and make sure a lingering writer notices it."""
+        try:
+            send.send_nowait(marker)
+        except WouldBlock:
+            self._wake_writer()  # the queue is full: the writer must drain it for the marker to get in
+            await send.send(marker)
+        # The writer may have begun to linger after its last look at the queue, before the marker arrived.
+        self._wake_writer()
 
     # -- the writer ---------------------------------------------------------------------------------------
 
@@ -1035,22 +1052,27 @@ class Tracker:
     async def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         db = self._wdb
         assert db is not None
-        groups, tail = _insert_statements(rows)
+        statements = _insert_statements(rows, self._max_rows)
         try:
             async with self._db_lock:
-                if groups:
-                    await db.executemany(_INSERT_MANY, groups)
-                if tail:
-                    await db.executemany(_INSERT_ONE, tail)
-                await db.commit()
+                if len(statements) == 1:
+                    # Autocommit connection: the single statement is the batch's one transaction.
+                    sql, params = statements[0]
+                    await db.execute(sql, params)
+                else:
+                    await db.execute("BEGIN")
+                    for sql, params in statements:
+                        await db.execute(sql, params)
+                    await db.execute("COMMIT")
         except Exception as exc:
             self._write_errors += 1
             self._failed += len(rows)
             logger.error("tracker: could not write a batch of %d records: %s: %s", len(rows), type(exc).__name__, exc)
-            try:
-                await db.rollback()
-            except Exception:
-                logger.debug("tracker: rollback failed", exc_info=True)
+            if db.in_transaction:
+                try:
+                    await db.execute("ROLLBACK")
+                except Exception:
+                    logger.debug("tracker: rollback failed", exc_info=True)
         else:
             self._written += len(rows)
             self._flushes += 1
@@ -1452,8 +1474,8 @@ def _database_target(path: str) -> tuple[str, bool, bool]:
     return os.path.expanduser(path), False, False
 
 
-def _prepare_database(database: str, uri: bool, on_disk: bool) -> None:
-    """Switch a file database to WAL and migrate it. Runs in a worker thread.
+def _prepare_database(database: str, uri: bool, on_disk: bool) -> int:
+    """Switch a file database to WAL, migrate it, and return SQLite's bound-parameter limit. Runs in a thread.
 
     A plain sqlite3 connection is used so migrations are ordinary synchronous functions; for ":memory:" it
     reaches the same shared-cache database the aiosqlite connection keeps alive.
@@ -1467,6 +1489,8 @@ def _prepare_database(database: str, uri: bool, on_disk: bool) -> None:
             if str(mode).lower() != "wal":  # pragma: no cover - e.g. a filesystem without shared memory
                 logger.warning("tracker: SQLite refused WAL mode for %s (journal_mode=%s)", database, mode)
         migrate(conn)
+        # How many "?" one statement may hold: 32766 by default since SQLite 3.32, 999 before.
+        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
     finally:
         conn.close()
 

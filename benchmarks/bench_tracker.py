@@ -7,7 +7,10 @@ Every run writes the same pre-built records to a fresh WAL database file:
 * ``raw_sqlite3``: the already-encoded rows through plain :mod:`sqlite3` ``executemany`` in batches of
   ``batch_size``, one commit per batch: no encoding, no queue, no thread;
 * ``raw_aiosqlite``: the same rows and batches through ``aiosqlite`` ``executemany`` + ``commit``;
-* ``encode``: the row encoding alone, for reference.
+* ``encode``: the tracker's row encoding alone, and ``insert_only``: the tracker's insert statements
+  (one multi-row INSERT per batch, '' bound for NULL) on the encoded rows through plain sqlite3: the
+  tracker costs about one of each per record, as the writer encodes on the event loop and then waits for
+  the insert.
 
 Each figure is the best of ``--repeat`` runs (the machine is shared). Usage::
 
@@ -29,10 +32,18 @@ from typing import Any
 
 import aiosqlite
 import anyio
+
 from asyncrouter._clock import AnyioClock
 from asyncrouter._config import TrackerConfig
 from asyncrouter._models import Attempt, RequestRecord
-from asyncrouter._store import _INSERT_COLUMNS, Tracker, _RowEncoder, migrate
+from asyncrouter._store import (
+    _INSERT_COLUMNS,
+    _MAX_ROWS_PER_STATEMENT,
+    Tracker,
+    _insert_statements,
+    _RowEncoder,
+    migrate,
+)
 
 TARGET_RPS = 150_000
 _MODELS = (("mini", "openai", 0.00015, 0.0006), ("medium", "anthropic", 0.003, 0.015), ("strong", "openai", 0.01, 0.03))
@@ -151,6 +162,25 @@ def bench_raw_sqlite3(rows: list[tuple[Any, ...]], path: str, batch_size: int) -
     return elapsed
 
 
+def bench_insert_only(rows: list[tuple[Any, ...]], path: str, batch_size: int) -> float:
+    """The tracker's own statements (one multi-row INSERT per batch, autocommit) through plain sqlite3."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    max_rows = min(_MAX_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_INSERT_COLUMNS))
+    start = time.perf_counter()
+    for i in range(0, len(rows), batch_size):
+        statements = _insert_statements(rows[i : i + batch_size], max_rows)
+        if len(statements) > 1:
+            conn.execute("BEGIN")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        if len(statements) > 1:
+            conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
 async def bench_raw_aiosqlite(rows: list[tuple[Any, ...]], path: str, batch_size: int) -> float:
     async with aiosqlite.connect(path) as db:
         await db.execute("PRAGMA synchronous = NORMAL")
@@ -188,7 +218,9 @@ def run(
     encoder = _RowEncoder(preview_chars=80)
     rows, _ = encoder.rows(records)
     raw_rows = _raw_rows(rows)
-    times: dict[str, list[float]] = {"encode": [], "raw_sqlite3": [], "raw_aiosqlite": [], "tracker": []}
+    times: dict[str, list[float]] = {
+        name: [] for name in ("encode", "insert_only", "raw_sqlite3", "raw_aiosqlite", "tracker")
+    }
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
         directory = Path(tmp)
         for attempt in range(repeat):
@@ -197,6 +229,9 @@ def run(
             times["encode"].append(time.perf_counter() - start)
             times["raw_sqlite3"].append(
                 bench_raw_sqlite3(raw_rows, _fresh_db(directory, f"raw-{attempt}.db"), batch_size)
+            )
+            times["insert_only"].append(
+                bench_insert_only(rows, _fresh_db(directory, f"insert-{attempt}.db"), batch_size)
             )
             times["raw_aiosqlite"].append(
                 anyio.run(bench_raw_aiosqlite, raw_rows, _fresh_db(directory, f"aio-{attempt}.db"), batch_size)
@@ -235,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         f"records: {result['n']}, batch {result['batch_size']}, best of {result['repeat']}, "
         f"SQLite {result['sqlite_version']}, Python {result['python']}"
     )
-    for name in ("tracker", "raw_sqlite3", "raw_aiosqlite", "encode"):
+    for name in ("tracker", "raw_sqlite3", "raw_aiosqlite", "encode", "insert_only"):
         print(f"  {name:<14} {rates[name]:>10,} records/s")
     print(f"  tracker / raw sqlite3   = {result['tracker_vs_raw_sqlite3']:.3f}")
     print(f"  tracker / raw aiosqlite = {result['tracker_vs_raw_aiosqlite']:.3f}")

@@ -32,6 +32,8 @@ ALLOWED: dict[str, set[str] | str] = {
     "_meta": CORE,
     "_planner": CORE | {"_classifier"},
     "_alerts": CORE | {"_http", "_budget", "_breaker"},
+    "_breaker_sync": CORE | {"_breaker"},
+    "_demo": "*",
     "providers": CORE | {"_http", "_sse", "providers"},
     "_engine": "*",
     "_batch": CORE,
@@ -47,7 +49,7 @@ OWNERS = {
     "aiohttp": ("_http", "testing", "server", "cli"),
     "aiosqlite": ("_store",),
     "pybreaker": ("_breaker",),
-    "redis": ("_budget", "_breaker", "_redis"),
+    "redis": ("_budget", "_breaker_sync", "_redis"),
 }
 NO_IO = {"_classifier", "_planner", "_quality", "_sse", "_tokens", "_meta", "_eval"}
 IO_MODULES = {"anyio", "asyncio", "aiohttp", "aiosqlite", "socket", "time", "sqlite3", "redis"}

@@ -364,12 +364,15 @@ class Planner:
         # -- layer 4: default ------------------------------------------------------------------------------------
         return self.plan_default(
             c,
-            f"{no_task}; complexity {score:.2f} is ambiguous and no meta_router_model is configured",
+            "; ".join(
+                [f"{no_task}; complexity {score:.2f} is ambiguous and no meta_router_model is configured", *notes]
+            ),
             blocked=blocked,
             max_tokens=max_tokens,
             profile=profile,
             tier=tier,
             skipped=skipped,
+            tools=tools,
         )
 
     def plan_default(
@@ -382,15 +385,28 @@ class Planner:
         profile: str | None,
         tier: str | None = None,
         skipped: list[tuple[str, str]] | None = None,
+        tools: bool = False,
     ) -> Plan:
-        """Layer 4: the default model, then (on errors) the other models cheapest-first."""
+        """Layer 4: the default model, then (on errors) the other models cheapest-first.
+
+        Under a profile that excludes the default model (``free``, ``agentic``...), the profile's cheapest model
+        takes its place.
+        """
         skipped = [] if skipped is None else skipped
         needed = c.input_tokens + (max_tokens or 0)
-        pool, _ = self._profile_pool(profile or "auto", tools=False)
+        pool, note = self._profile_pool(profile or "auto", tools=tools)
+        if note:
+            why = f"{why}; {note}"
         order = [self.default] if self.default in pool else []
         order += [a for a in pool if a != self.default]
         chain = self._filter(order, blocked=blocked, needed_tokens=needed, skipped=skipped)
-        return Plan(chain, "default", f"{why}: default model {self.default!r}", tier or c.tier, skipped, profile)
+        first = chain[0] if chain else self.default
+        pick = (
+            f"default model {first!r}"
+            if first == self.default
+            else f"{first!r} (the profile's stand-in for the default)"
+        )
+        return Plan(chain, "default", f"{why}: {pick}", tier or c.tier, skipped, profile)
 
     def plan_meta(
         self,

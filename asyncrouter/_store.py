@@ -674,6 +674,8 @@ class Tracker:
         "_failed",
         "_flushes",
         "_held",
+        "_in_flight",
+        "_launch",
         "_markers",
         "_max_rows",
         "_pending",
@@ -710,6 +712,9 @@ class Tracker:
         # The batch being assembled, and the flush/stop markers that wait for it.
         self._held: list[RequestRecord] = []
         self._markers: list[_Marker] = []
+        # The insert running in the writer's task group (at most one), and a batch handed to a new task.
+        self._in_flight: anyio.Event | None = None
+        self._launch: tuple[list[tuple[Any, ...]], list[_Marker], anyio.Event] | None = None
         # Set while the writer lingers for a batch to fill; record() wakes it once _wake_at more arrived.
         self._wake: anyio.Event | None = None
         self._wake_at = 0
@@ -957,25 +962,35 @@ class Tracker:
 
     async def _run_writer(self) -> None:
         try:
-            await self._write_loop()
+            async with anyio.create_task_group() as inserts:
+                await self._write_loop(inserts)
         except Exception:  # pragma: no cover - a bug; never let it cancel the caller's task group
             logger.exception("tracker: the writer stopped unexpectedly")
         finally:
-            # Cancelled from outside (the task group's host was cancelled) or stopped: whatever is held or
-            # still queued is written before the writer goes away; later records are refused and counted.
+            # Stopped, or cancelled from outside (the host of the tracker's task group was cancelled):
+            # whatever was launched but not started, held, or still queued is written before the writer goes
+            # away; later records are refused and counted.
             with anyio.CancelScope(shield=True):
                 try:
+                    await self._run_launched()
+                    await self._settle()
                     while True:
                         self._drain()
                         if not self._held and not self._markers:
                             break
-                        await self._write_held()
+                        rows, markers = self._take_batch()
+                        await self._insert_batch(rows, markers, anyio.Event())
                 finally:
                     if self._receive is not None:
                         self._receive.close()
                     self._writer_done.set()
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, inserts: TaskGroup) -> None:
+        """Assemble batches; encode each while the previous one is being inserted (one insert at a time).
+
+        The overlap is real: SQLite runs a whole multi-row statement without the GIL, so the event loop
+        encodes the next batch meanwhile.
+        """
         receive = self._receive
         assert receive is not None
         batch_size = self._config.batch_size
@@ -990,12 +1005,54 @@ class Tracker:
                 await self._linger(batch_size - len(self._held))
                 self._drain()
             stop = any(m.stop for m in self._markers)
-            with anyio.CancelScope(shield=True):
-                # A batch in flight is finished even if the writer is being cancelled: aiosqlite would run
-                # it in its thread anyway, and we must know whether it committed.
-                await self._write_held()
+            rows, skipped = self._encoder.rows(self._held)
+            # Cancellable: until the batch is taken below it stays in self._held for the final drain.
+            await self._settle()
+            self._held, markers = [], self._take_markers()
+            self._failed += skipped
+            done = anyio.Event()
+            self._in_flight = done
+            # Handed over through an attribute, not as arguments: a task cancelled before its first step
+            # never runs, and the final drain must then still find the batch (see _run_writer).
+            self._launch = (rows, markers, done)
+            inserts.start_soon(self._run_launched)
             if stop:
+                await self._settle()
                 return
+
+    async def _run_launched(self) -> None:
+        launch, self._launch = self._launch, None
+        if launch is not None:
+            await self._insert_batch(*launch)
+
+    async def _settle(self) -> None:
+        """Wait for the insert in flight, if any."""
+        if self._in_flight is not None:
+            await self._in_flight.wait()
+
+    def _take_markers(self) -> list[_Marker]:
+        markers, self._markers = self._markers, []
+        return markers
+
+    def _take_batch(self) -> tuple[list[tuple[Any, ...]], list[_Marker]]:
+        held, self._held = self._held, []
+        rows, skipped = self._encoder.rows(held)
+        self._failed += skipped
+        return rows, self._take_markers()
+
+    async def _insert_batch(self, rows: list[tuple[Any, ...]], markers: list[_Marker], done: anyio.Event) -> None:
+        # Shielded: aiosqlite finishes a statement in its thread whatever happens here, and whether it
+        # committed must be known and counted.
+        with anyio.CancelScope(shield=True):
+            try:
+                if rows:
+                    await self._insert(rows)
+            finally:
+                for marker in markers:
+                    marker.done.set()
+                done.set()
+                # A writer lingering for a fuller batch goes ahead now that nothing is in flight.
+                self._wake_writer()
 
     def _hold(self, item: _Item) -> None:
         if type(item) is _Marker:
@@ -1024,7 +1081,7 @@ class Tracker:
                 held.append(item)  # type: ignore[arg-type]
 
     async def _linger(self, room: int) -> None:
-        """Wait up to ``flush_interval`` for *room* more records, a flush, or a full queue."""
+        """Wait up to ``flush_interval`` for *room* more records (or a flush, a full queue, an insert's end)."""
         wake = anyio.Event()
         self._wake, self._wake_at, self._pending = wake, room, 0
         try:
@@ -1035,19 +1092,6 @@ class Tracker:
                 await wake.wait()
         finally:
             self._wake = None
-
-    async def _write_held(self) -> None:
-        held, markers = self._held, self._markers
-        self._held, self._markers = [], []
-        try:
-            if held:
-                rows, skipped = self._encoder.rows(held)
-                self._failed += skipped
-                if rows:
-                    await self._insert(rows)
-        finally:
-            for marker in markers:
-                marker.done.set()
 
     async def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         db = self._wdb

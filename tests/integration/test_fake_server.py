@@ -14,6 +14,12 @@ import anyio
 import anyio.to_thread
 import openai
 import pytest
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+)
+
 from asyncrouter._config import load_config
 from asyncrouter._tokens import estimate_messages_tokens, estimate_tokens
 from asyncrouter._types import ProviderName
@@ -27,11 +33,6 @@ from asyncrouter.testing import (
     default_fleet,
 )
 from asyncrouter.testing._server import DEFAULT_SHUTDOWN_TIMEOUT
-from openai.types.chat import (
-    ChatCompletionFunctionToolParam,
-    ChatCompletionMessageFunctionToolCall,
-    ChatCompletionMessageParam,
-)
 
 PROMPT = "Explain how a circuit breaker protects a FastAPI service from a failing database"
 MESSAGES = [{"role": "user", "content": PROMPT}]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import anyio
 import anyio.lowlevel
 import pytest
+
 from asyncrouter import _exceptions as errors
 from asyncrouter._breaker import (
     DEFAULT_TRIAL_LEASE,

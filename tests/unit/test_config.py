@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from asyncrouter import ConfigError
 from asyncrouter._config import Config, load_config, load_yaml
 

@@ -5,6 +5,7 @@ import pickle
 from typing import Any
 
 import pytest
+
 from asyncrouter import (
     AuthenticationError,
     BadRequestError,

@@ -4,6 +4,7 @@ from collections import Counter
 
 import anyio
 import pytest
+
 from asyncrouter import AuthenticationError, BadRequestError, RateLimited
 from asyncrouter.providers import KeyPool
 from asyncrouter.testing import FakeClock

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from asyncrouter import MalformedResponse, ProviderOverloaded, ProviderServerError, StreamInterrupted
 from asyncrouter._config import ModelConfig
 from asyncrouter._models import ChatDelta, ChatRequest, ChatResponse

@@ -210,6 +210,39 @@ async def test_exit_drains_when_the_body_is_cancelled(file_path: str, fake_clock
     assert count_rows(file_path) == 700
 
 
+@pytest.mark.parametrize("cancel_after", [pytest.param(n, id=f"after-{n}-checkpoints") for n in range(0, 90, 3)])
+async def test_no_accepted_record_is_lost_whenever_the_owner_is_cancelled(
+    tmp_path: Path, fake_clock: FakeClock, cancel_after: int
+) -> None:
+    # The writer is somewhere different at each cancellation point: waiting, lingering, encoding,
+    # waiting for the insert in flight, or handing a batch to a task that has not started yet.
+    path = str(tmp_path / "cancel.db")
+    accepted: list[str] = []
+    tracker = tracker_for(path, fake_clock, batch_size=16, queue_size=64, flush_interval=0.001)
+
+    async def produce() -> None:
+        i = 0
+        while True:
+            record = make_record(i)
+            if tracker.record_nowait(record):
+                accepted.append(record.request_id)
+            i += 1
+            if i % 5 == 0:
+                await anyio.lowlevel.checkpoint()
+
+    with anyio.CancelScope() as outer:
+        async with tracker, anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            for _ in range(cancel_after):
+                await anyio.lowlevel.checkpoint()
+            outer.cancel()
+    assert accepted  # the producer ran
+    with sqlite3.connect(path) as conn:
+        stored = [row[0] for row in conn.execute("SELECT request_id FROM requests ORDER BY id")]
+    assert stored == accepted  # all of them, once each, in order
+    assert tracker.written == len(accepted)
+
+
 async def test_drop_policy_drops_and_counts(db_path: str, fake_clock: FakeClock) -> None:
     async with tracker_for(db_path, fake_clock, queue_size=5, batch_size=100, on_full="drop") as tracker:
         records = [make_record(i) for i in range(20)]

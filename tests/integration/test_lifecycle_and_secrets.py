@@ -84,7 +84,9 @@ async def test_no_key_in_any_output(
     blob = "\n".join(texts)
     assert "openrouter" in blob
     assert len(texts) > 100
-    db = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("t.db"))
+    db = b"".join(
+        [await anyio.Path(p).read_bytes() async for p in anyio.Path(tmp_path).iterdir() if p.name.startswith("t.db")]
+    )
     for key in KEYS.values():
         assert key not in blob, key
         assert key.encode() not in db, key

@@ -68,6 +68,10 @@ board is consistent again, so a callback may itself call ``status()``. A callbac
 Sharing state across processes (issue #5) plugs in through ``storage_factory``: a shared storage subclasses
 :class:`ClockedMemoryStorage` and overrides the state, counters, ``opened_at``, the streak's models and the trial
 slot.
+
+:class:`~asyncrouter._breaker_sync.BreakerSync` shares state the lighter way: it publishes local transitions and
+applies other processes' with :meth:`BreakerBoard.force_open` / :meth:`BreakerBoard.force_close`. Only the open
+state travels (with its remaining time); counting and the half-open trial stay local to each process.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -251,6 +256,11 @@ class ClockedMemoryStorage(pybreaker.CircuitMemoryStorage):
         """Whether a live trial holds the slot."""
         return bool(self._trial_token) and now - self._trial_since < lease
 
+    def set_opened_at(self, *, wall: float, monotonic: float) -> None:
+        """Stamp the opening explicitly: the reset timeout then runs from *monotonic* (used by ``force_open``)."""
+        self._opened_wall = wall
+        self._opened_mono = monotonic
+
 
 #: Builds the storage of one breaker: ``factory(name, kind)``. The default makes a :class:`ClockedMemoryStorage`.
 StorageFactory: TypeAlias = Callable[[str, BreakerKind], ClockedMemoryStorage]
@@ -267,6 +277,9 @@ class BreakerEvent:
         new_state: the state it entered.
         at: the clock's wall time of the transition (epoch seconds).
         reason: why, e.g. ``"5 consecutive failures (last: ProviderServerError)"``.
+        origin: ``None`` when this process caused the transition; otherwise who did (another process, via
+            :meth:`BreakerBoard.force_open` / :meth:`BreakerBoard.force_close`), so listeners can tell a shared
+            breaker's echo from a local trip.
 
     .. versionadded:: 0.1
     """
@@ -277,6 +290,7 @@ class BreakerEvent:
     new_state: BreakerState
     at: float
     reason: str
+    origin: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
@@ -458,6 +472,8 @@ class _Gate(pybreaker.CircuitBreakerListener):
         self._reason = ""
         # pybreaker's state as last announced to us; when storage disagrees, someone else changed it.
         self._known = _CLOSED
+        # (epoch, text) set by BreakerBoard.force_open: while the epoch matches, rejections quote the text.
+        self.note: tuple[int, str] | None = None
         self.breaker: pybreaker.CircuitBreaker
         if kind == "provider":
             self.breaker = _SpreadBreaker(
@@ -533,6 +549,10 @@ class _Gate(pybreaker.CircuitBreakerListener):
             reason = f"breaker for {self._what()} is half-open: trial in flight"
             return Rejection(alias, reason, self.name, self.kind, "half_open", 0.0)
         retry = self.retry_in(now)
+        note = self.note
+        if note is not None and note[0] == self.epoch:
+            reason = f"breaker open for {self._what()} ({note[1]}, retry in {retry:.1f} s)"
+            return Rejection(alias, reason, self.name, self.kind, "open", retry)
         count = self.storage.counter
         across = ""
         if self.kind == "provider":
@@ -830,6 +850,97 @@ class BreakerBoard:
                 self._subscribers.remove(callback)
 
         return unsubscribe
+
+    def force_open(self, name: str, *, duration: float, reason: str, origin: str | None = None) -> bool:
+        """Open breaker *name* for *duration* seconds, as if it had tripped here (it tripped in another process).
+
+        From then on the breaker behaves exactly as after a local trip: :meth:`admit` and :meth:`snapshot` reject
+        with a reason quoting *reason*, it goes half-open once *duration* has passed, and its half-open trial
+        runs locally. An open breaker is only ever kept open longer by this, never shorter; a half-open one is
+        re-opened (a trial in flight then no longer counts).
+
+        Args:
+            name: a model alias or a provider endpoint key.
+            duration: seconds from now until it may go half-open (the remote breaker's remaining open time;
+                a duration, not a wall time, so clock skew between hosts does not matter).
+            reason: why, e.g. ``"opened by host:1234: 5 consecutive failures"``.
+            origin: who opened it; carried on the :class:`BreakerEvent` (``BreakerEvent.origin``).
+
+        Returns:
+            Whether anything changed: false when breakers are disabled, *duration* is not a positive finite
+            number, or the breaker is already open at least that long.
+
+        Raises:
+            KeyError: no breaker has that name.
+
+        .. versionadded:: 0.1
+        """
+        gate = self._gate_named(name)
+        if not self._enabled or not 0.0 < duration < math.inf:  # also rejects NaN
+            return False
+        now = self._clock.monotonic()
+        state = gate.state(now)
+        if state == _OPEN and gate.retry_in(now) >= duration:
+            self._flush()
+            return False
+        if state != _OPEN:
+            queued = len(self._events)
+            gate._reason = reason
+            gate.breaker.open()
+            gate._reason = ""
+            self._stamp_origin(queued, name, origin)
+        # The reset timeout runs from the monotonic opening time: place it so the timeout ends in *duration*.
+        gate.storage.set_opened_at(wall=self._clock.time(), monotonic=now + duration - gate.reset_timeout)
+        gate.note = (gate.epoch, reason)
+        self._flush()
+        return True
+
+    def force_close(self, name: str, *, reason: str, origin: str | None = None) -> bool:
+        """Close breaker *name* now, as if its half-open trial had succeeded here (it succeeded elsewhere).
+
+        The failure streak is reset; a half-open trial in flight no longer counts.
+
+        Args:
+            name: a model alias or a provider endpoint key.
+            reason: why, e.g. ``"closed by host:1234: trial request succeeded"``.
+            origin: who closed it; carried on the :class:`BreakerEvent`.
+
+        Returns:
+            Whether anything changed (false when breakers are disabled or it is already closed).
+
+        Raises:
+            KeyError: no breaker has that name.
+
+        .. versionadded:: 0.1
+        """
+        gate = self._gate_named(name)
+        if not self._enabled or gate.current() == _CLOSED:
+            return False
+        queued = len(self._events)
+        gate._reason = reason
+        gate.breaker.close()
+        gate._reason = ""
+        self._stamp_origin(queued, name, origin)
+        self._flush()
+        return True
+
+    def _gate_named(self, name: str) -> _Gate:
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry.model
+        gate = self._providers.get(name)
+        if gate is None:
+            raise KeyError(f"no breaker named {name!r}")
+        return gate
+
+    def _stamp_origin(self, start: int, name: str, origin: str | None) -> None:
+        # The transition just queued its event without an origin; the events before *start* are not ours.
+        if origin is None:
+            return
+        for i in range(start, len(self._events)):
+            event = self._events[i]
+            if event.name == name:
+                self._events[i] = dataclasses.replace(event, origin=origin)
 
     def _gates(self) -> Iterator[_Gate]:
         for entry in self._entries.values():

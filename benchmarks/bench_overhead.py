@@ -1,0 +1,328 @@
+"""Per-request overhead: ``await router.aroute(prompt, model=...)`` against a raw aiohttp POST, one at a time.
+
+Usage::
+
+    python benchmarks/bench_overhead.py [--quick] [--json OUT]
+
+The fake fleet (:func:`benchmarks._common.steady_fleet`: no latency, faults, hedging or refusals, so every
+request is exactly one provider call) runs in a child process, so its CPU does not share the measured event
+loop. In this process, at concurrency 1, each *round* times every variant on the same prompts, in a rotated
+order, after a warm-up:
+
+* ``raw``: one :class:`aiohttp.ClientSession`, ``session.post(url, json=body)`` with the same OpenAI body and
+  headers the router sends, the reply read and ``json.loads``-ed (the least any client does);
+* ``raw auto``: the same, each prompt posted to the model ``router.classify(prompt)`` picks (the baseline of
+  ``model="auto"``, whose replies may come from a model with longer answers);
+* ``pinned``: ``router.aroute(prompt, model="fake-cheap")``, tracking on (a temporary SQLite file, so the
+  writer task runs) and off (``tracker.path: null``);
+* ``auto``: ``router.aroute(prompt)`` (classifier, planner, cascade of one), tracking on and off.
+
+Overhead is router p50 minus raw p50 of the same round; the figure is the median over rounds (the machine is
+shared). Target: 150 us at p50 with tracking on. Then the router path runs under :mod:`cProfile` (and the raw
+path, for comparison): the result's ``details.profile`` lists where the time goes, per request.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import anyio
+
+if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from asyncrouter import Router
+from benchmarks._common import (
+    PROMPTS,
+    FleetProcess,
+    Result,
+    figure,
+    make_result,
+    median,
+    p50_p99_us,
+    prepare_timing,
+    script_main,
+    timed,
+)
+
+NAME: Final = "overhead"
+TARGET_OVERHEAD_US: Final = 150.0
+PINNED_MODEL: Final = "fake-cheap"
+DEFAULT_ROUNDS: Final = 5
+DEFAULT_ITERATIONS: Final = 1000
+DEFAULT_WARMUP: Final = 200
+DEFAULT_PROFILE_CALLS: Final = 2000
+QUICK_ROUNDS: Final = 1
+QUICK_ITERATIONS: Final = 150
+QUICK_WARMUP: Final = 30
+QUICK_PROFILE_CALLS: Final = 150
+#: how many functions of the profile to keep in the result
+PROFILE_TOP: Final = 25
+
+Call = Callable[[str], Awaitable[object]]
+
+
+class _Raw:
+    """The baseline client: one session, the router's body and headers, reply read and decoded."""
+
+    def __init__(self, session: aiohttp.ClientSession, fleet: FleetProcess) -> None:
+        self._session = session
+        self._fleet = fleet
+        self._targets: dict[str, tuple[str, dict[str, str], str]] = {}
+
+    def _target(self, alias: str) -> tuple[str, dict[str, str], str]:
+        if alias not in self._targets:
+            entry = self._fleet.model_entry(alias)
+            headers = {"Accept": "application/json"}
+            if entry.get("api_keys"):
+                headers["Authorization"] = f"Bearer {entry['api_keys'][0]}"
+            self._targets[alias] = (f"{entry['base_url']}/chat/completions", headers, entry["model_id"])
+        return self._targets[alias]
+
+    async def call(self, prompt: str, alias: str) -> object:
+        url, headers, model_id = self._target(alias)
+        body = {"model": model_id, "messages": [{"role": "user", "content": prompt}]}
+        async with self._session.post(url, json=body, headers=headers) as resp:
+            data = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"raw POST failed: HTTP {resp.status}")
+        return json.loads(data)
+
+
+async def _time_calls(call: Call, prompts: Sequence[str], iterations: int) -> list[int]:
+    perf = time.perf_counter_ns
+    out: list[int] = []
+    n = len(prompts)
+    for i in range(iterations):
+        prompt = prompts[i % n]
+        t0 = perf()
+        await call(prompt)
+        out.append(perf() - t0)
+    return out
+
+
+def _area(filename: str) -> str:
+    """The package a profiled function belongs to (asyncrouter modules one by one)."""
+    f = filename.replace("\\", "/")
+    if "/asyncrouter/" in f:
+        return "asyncrouter/" + f.rsplit("/asyncrouter/", 1)[1]
+    for pkg in ("aiohttp", "anyio", "yarl", "multidict", "aiosqlite", "pydantic", "json", "asyncio"):
+        if f"/{pkg}/" in f:
+            return pkg
+    if f.startswith("~") or f.startswith("<"):
+        return "builtins"
+    return "other (" + f.rsplit("/", 1)[-1] + ")"
+
+
+def _label(func: tuple[str, int, str]) -> str:
+    filename, line, name = func
+    f = filename.replace("\\", "/")
+    for marker in ("/asyncrouter/", "/site-packages/", "/lib/python3"):
+        if marker in f:
+            f = f.rsplit(marker, 1)[1]
+            break
+    return f"{f}:{line}({name})" if line else name
+
+
+def _is_own(func: tuple[str, int, str]) -> bool:
+    return "/asyncrouter/" in func[0].replace("\\", "/")
+
+
+def _profile_summary(stats: pstats.Stats, calls: int) -> dict[str, Any]:
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    by_area: dict[str, float] = {}
+    rows = []
+    for func, (_cc, nc, tt, ct, _callers) in raw.items():
+        area = _area(func[0])
+        by_area[area] = by_area.get(area, 0.0) + tt
+        rows.append((func, nc, tt, ct))
+    per = 1e6 / calls
+
+    def listing(selected: list[tuple[tuple[str, int, str], int, float, float]], key: int) -> list[dict[str, Any]]:
+        top = sorted(selected, key=lambda r: r[key], reverse=True)[:PROFILE_TOP]
+        return [
+            {
+                "function": _label(f),
+                "ncalls_per_request": round(nc / calls, 2),
+                "tottime_us": round(tt * per, 2),
+                "cumtime_us": round(ct * per, 2),
+            }
+            for f, nc, tt, ct in top
+        ]
+
+    own = [r for r in rows if _is_own(r[0])]
+    return {
+        "calls": calls,
+        "total_us_per_request": round(sum(by_area.values()) * per, 2),
+        "by_area_us_per_request": {k: round(v * per, 2) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])},
+        "top_tottime": listing(rows, 2),
+        "top_asyncrouter_tottime": listing(own, 2),
+        "top_asyncrouter_cumtime": listing(own, 3),
+    }
+
+
+def _minus(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    """Per-area difference of two profiles, largest first (what the first path costs beyond the second)."""
+    x, y = a["by_area_us_per_request"], b["by_area_us_per_request"]
+    diff = {k: round(x.get(k, 0.0) - y.get(k, 0.0), 2) for k in set(x) | set(y)}
+    return dict(sorted(diff.items(), key=lambda kv: -kv[1]))
+
+
+async def _profiled(call: Call, prompts: Sequence[str], calls: int) -> dict[str, Any]:
+    prepare_timing()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        for i in range(calls):
+            await call(prompts[i % len(prompts)])
+    finally:
+        profiler.disable()
+    return _profile_summary(pstats.Stats(profiler), calls)
+
+
+async def _bench(fleet: FleetProcess, tmp: str, *, rounds: int, iterations: int, warmup: int, profile_calls: int) -> Result:
+    prompts = list(PROMPTS)
+    cfg_on = fleet.config(tracker_path=os.path.join(tmp, "pinned.db"))
+    cfg_auto_on = fleet.config(tracker_path=os.path.join(tmp, "auto.db"))
+    cfg_off = fleet.config(tracker_path=None)
+    async with (
+        aiohttp.ClientSession() as session,
+        Router.from_dict(cfg_on) as pinned_on,
+        Router.from_dict(cfg_off) as pinned_off,
+        Router.from_dict(cfg_auto_on) as auto_on,
+        Router.from_dict(cfg_off) as auto_off,
+    ):
+        raw = _Raw(session, fleet)
+        # the model "auto" picks for each prompt (classify is pure: no request is sent)
+        auto_model = {p: pinned_off.classify(p).model or PINNED_MODEL for p in prompts}
+
+        variants: dict[str, Call] = {
+            "raw": lambda p: raw.call(p, PINNED_MODEL),
+            "raw auto": lambda p: raw.call(p, auto_model[p]),
+            "pinned, tracking on": lambda p: pinned_on.aroute(p, model=PINNED_MODEL),
+            "pinned, tracking off": lambda p: pinned_off.aroute(p, model=PINNED_MODEL),
+            "auto, tracking on": lambda p: auto_on.aroute(p),
+            "auto, tracking off": lambda p: auto_off.aroute(p),
+        }
+        # every router reply must come from one attempt, or the figures would include a cascade
+        for name, router in (("pinned", pinned_off), ("auto", auto_off)):
+            for p in prompts:
+                r = await router.aroute(p, model=PINNED_MODEL if name == "pinned" else "auto")
+                if len(r.meta.attempts) != 1 or r.meta.model != (PINNED_MODEL if name == "pinned" else auto_model[p]):
+                    raise RuntimeError(f"{name}: unexpected route {r.meta.model} with {len(r.meta.attempts)} attempts")
+        for call in variants.values():
+            for i in range(warmup):
+                await call(prompts[i % len(prompts)])
+
+        names = list(variants)
+        per_round: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+        for rnd in range(rounds):
+            order = names[rnd % len(names) :] + names[: rnd % len(names)]
+            for name in order:
+                prepare_timing()
+                per_round[name].append(p50_p99_us(await _time_calls(variants[name], prompts, iterations)))
+
+        tracked = {}
+        for label, router in (("pinned", pinned_on), ("auto", auto_on)):
+            tracker = router.tracker
+            assert tracker is not None
+            await tracker.flush()
+            tracked[label] = {"written": tracker.written, "dropped": tracker.dropped}
+
+        profiles = {
+            name: await _profiled(variants[name], prompts, profile_calls)
+            for name in ("raw", "pinned, tracking off", "pinned, tracking on")
+        }
+
+    def p50(name: str) -> float:
+        return median(x[0] for x in per_round[name])
+
+    def p99(name: str) -> float:
+        return median(x[1] for x in per_round[name])
+
+    def overhead(name: str, base: str) -> float:
+        return median(r[0] - b[0] for r, b in zip(per_round[name], per_round[base], strict=True))
+
+    figures = [
+        figure("raw aiohttp POST p50", p50("raw"), "us"),
+        figure("raw aiohttp POST p99", p99("raw"), "us"),
+    ]
+    for name in ("pinned, tracking on", "pinned, tracking off", "auto, tracking on", "auto, tracking off"):
+        base = "raw auto" if name.startswith("auto") else "raw"
+        figures.append(figure(f"aroute {name}: p50", p50(name), "us"))
+        figures.append(figure(f"aroute {name}: p99", p99(name), "us"))
+        figures.append(
+            figure(f"aroute {name}: overhead p50", overhead(name, base), "us", target=TARGET_OVERHEAD_US, op="<=")
+        )
+    profile_off, profile_on = profiles["pinned, tracking off"], profiles["pinned, tracking on"]
+    router_minus_raw = _minus(profile_off, profiles["raw"])
+    tracking_cost = _minus(profile_on, profile_off)
+
+    def top(diff: dict[str, float], n: int = 8) -> str:
+        return ", ".join(f"{k} {v:+.1f}" for k, v in list(diff.items())[:n])
+
+    notes = [
+        f"concurrency 1, {rounds} round(s) x {iterations} calls per variant after {warmup} warm-up calls; "
+        "figures are medians over rounds; overhead = router p50 - raw p50 of the same round",
+        "auto overheads are against 'raw auto' (each prompt posted to the model the router picks)",
+        f"tracker rows written during the run: {tracked} (the SQLite writer ran)",
+        f"profile (cProfile, us/request; it inflates absolute times, use the ranking): router (tracking off) "
+        f"minus raw, by area: {top(router_minus_raw)}",
+        f"profile: tracking on minus tracking off, by area: {top(tracking_cost, 5)}",
+        "profile: top asyncrouter functions by own time (us/request): "
+        + "; ".join(f"{row['function']} {row['tottime_us']}" for row in profile_off["top_asyncrouter_tottime"][:10]),
+    ]
+    details = {
+        "rounds": rounds,
+        "iterations": iterations,
+        "warmup": warmup,
+        "per_round_us": {k: [[round(a, 2), round(b, 2)] for a, b in v] for k, v in per_round.items()},
+        "auto_models": auto_model,
+        "tracker": tracked,
+        "profile": {
+            **profiles,
+            "router_minus_raw_by_area_us": router_minus_raw,
+            "tracking_on_minus_off_by_area_us": tracking_cost,
+            "note": "cProfile inflates absolute times; use the ranking. The SQLite writer's thread is not profiled.",
+        },
+    }
+    return make_result(NAME, figures, notes, details=details)
+
+
+def run(quick: bool = False) -> Result:
+    """Measure the router's per-request overhead against raw aiohttp; see the module docstring.
+
+    Args:
+        quick: one short round (a smoke run): the figures are noisy.
+    """
+    rounds, iterations, warmup, profile_calls = (
+        (QUICK_ROUNDS, QUICK_ITERATIONS, QUICK_WARMUP, QUICK_PROFILE_CALLS)
+        if quick
+        else (DEFAULT_ROUNDS, DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_PROFILE_CALLS)
+    )
+    with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
+        result = anyio.run(
+            lambda: _bench(
+                fleet, tmp, rounds=rounds, iterations=iterations, warmup=warmup, profile_calls=profile_calls
+            )
+        )
+    result["seconds"] = round(elapsed(), 2)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return script_main(run, argv, description=__doc__.splitlines()[0] if __doc__ else None)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,7 @@
 """asyncrouter: route each LLM prompt to the right model, asynchronously."""
 
+from ._breaker import BreakerEvent, BreakerStatus
+from ._budget import BudgetEvent, BudgetStatus
 from ._config import Config
 from ._engine import BatchStream, Router, RouteStream
 from ._exceptions import (
@@ -25,8 +27,10 @@ from ._exceptions import (
     RouterError,
     StreamInterrupted,
 )
-from ._models import Attempt, Response, ResponseMeta
+from ._models import Attempt, RequestRecord, Response, ResponseMeta
 from ._planner import RoutingDecision
+from ._quality import GateInput, GateResult, QualityGate
+from ._store import Stats
 from ._types import NOT_GIVEN
 
 __version__ = "0.1.0.dev0"
@@ -38,12 +42,18 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchStream",
+    "BreakerEvent",
+    "BreakerStatus",
+    "BudgetEvent",
     "BudgetExceeded",
+    "BudgetStatus",
     "CircuitOpen",
     "Config",
     "ConfigError",
     "ContentPolicyError",
     "ContextLengthExceeded",
+    "GateInput",
+    "GateResult",
     "MalformedResponse",
     "NoRouteError",
     "ProviderConnectionError",
@@ -52,14 +62,17 @@ __all__ = [
     "ProviderRejected",
     "ProviderServerError",
     "ProviderTimeout",
+    "QualityGate",
     "QualityGateFailed",
     "QuotaExhausted",
     "RateLimited",
+    "RequestRecord",
     "Response",
     "ResponseMeta",
     "RouteStream",
     "Router",
     "RouterError",
     "RoutingDecision",
+    "Stats",
     "StreamInterrupted",
 ]

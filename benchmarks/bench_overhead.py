@@ -112,16 +112,19 @@ async def _time_calls(call: Call, prompts: Sequence[str], iterations: int) -> li
 
 
 def _area(filename: str) -> str:
-    """The package a profiled function belongs to (asyncrouter modules one by one)."""
+    """Where a profiled function lives: one asyncrouter module, a third-party package, or a stdlib module."""
     f = filename.replace("\\", "/")
     if "/asyncrouter/" in f:
         return "asyncrouter/" + f.rsplit("/asyncrouter/", 1)[1]
-    for pkg in ("aiohttp", "anyio", "yarl", "multidict", "aiosqlite", "pydantic", "json", "asyncio"):
-        if f"/{pkg}/" in f:
-            return pkg
-    if f.startswith("~") or f.startswith("<"):
-        return "builtins"
-    return "other (" + f.rsplit("/", 1)[-1] + ")"
+    if "/site-packages/" in f:
+        return f.rsplit("/site-packages/", 1)[1].split("/", 1)[0]
+    if f.startswith(("~", "<")):
+        return "builtins (C functions: sockets, select, ...)"
+    if "/asyncio/" in f:
+        return "asyncio"
+    if "/json/" in f:
+        return "json"
+    return "stdlib " + f.rsplit("/", 1)[-1]
 
 
 def _label(func: tuple[str, int, str]) -> str:

@@ -5,10 +5,10 @@ the time a pub/sub message takes (milliseconds), instead of each process paying 
 
 What travels, and how::
 
-    process A: board event "mini: closed -> open"      process B: listener task
-        -> publisher task (never on the request path)      <- PUBLISH {prefix}:breakers  {"op": "open", "ttl": 29.9, ...}
-        -> SET {prefix}:breaker:mini {...} PX 29900         -> board.force_open("mini", duration=29.9, ...)
-        -> PUBLISH {prefix}:breakers {...}                  B's admit()/snapshot() now reject "mini", quoting A
+    process A: board event "mini: closed -> open"   process B: listener task
+      -> publisher task (not on the request path)     <- {prefix}:breakers  {"op": "open", "ttl": 29.9, ...}
+      -> SET {prefix}:breaker:mini {...} PX 29900     -> board.force_open("mini", duration=29.9, ...)
+      -> PUBLISH {prefix}:breakers {...}              B's admit()/snapshot() now reject "mini", quoting A
 
 * Only the *open* state is shared, with its remaining open time. Counting failures and the half-open trial stay
   local: when the time is up each process goes half-open and tries one request itself. A trial that succeeds
@@ -189,6 +189,7 @@ class BreakerSync:
         self._channel = f"{prefix}:breakers"
         self._pending: dict[str, _Pending] = {}
         self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()  # set by the publisher whenever nothing is left to send
         self._client: Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
@@ -314,13 +315,14 @@ class BreakerSync:
             _warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
 
     async def flush(self) -> None:
-        """Wait until every local transition seen so far is written to Redis (it waits through outages)."""
-        while self._pending and not self._closed_for_good():
-            self._wakeup.set()
-            await self._clock.sleep(0) if False else await asyncio.sleep(0.01)  # noqa: TID251 - poll, not a delay
+        """Wait until every local transition seen so far is written to Redis (through outages: bound it yourself).
 
-    def _closed_for_good(self) -> bool:
-        return not self._tasks or all(t.done() for t in self._tasks)
+        Returns at once when nothing is pending or the sync is not running.
+        """
+        while self._pending and self._tasks and not self._tasks[0].done():
+            self._idle.clear()
+            self._wakeup.set()
+            await self._idle.wait()
 
     # ------------------------------------------------------------------------------------------------ publish
 
@@ -372,6 +374,7 @@ class BreakerSync:
                         _log.info("breaker sync: publishing to %s again", _safe_url(self._url))
                     self._publishing_ok = True
                     failures = 0
+            self._idle.set()
 
     async def _publish_pending(self) -> None:
         client = self._client
@@ -428,7 +431,7 @@ class BreakerSync:
                 self._listening = False
                 with anyio.CancelScope(shield=True):
                     try:
-                        await pubsub.aclose()
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                     except Exception:  # the connection is already gone; nothing left to release
                         _log.debug("breaker sync: closing the pub/sub connection failed", exc_info=True)
             await self._clock.sleep(self._backoff(failures))
@@ -482,14 +485,17 @@ class BreakerSync:
     # ------------------------------------------------------------------------------------------------ helpers
 
     def _backoff(self, failures: int) -> float:
-        return min(self._backoff_max, self._backoff_base * 2 ** max(0, failures - 1))
+        return min(self._backoff_max, self._backoff_base * 2.0 ** max(0, failures - 1))
 
     def _log_failure(self, what: str, exc: BaseException, *, first: bool) -> None:
         # One warning per outage; the retries after it only at debug level.
         log = _log.warning if first else _log.debug
         log(
             "breaker sync: cannot %s via redis at %s (%s: %s); routing goes on with local breakers, retrying",
-            what, _safe_url(self._url), type(exc).__name__, exc,
+            what,
+            _safe_url(self._url),
+            type(exc).__name__,
+            exc,
         )
 
     def __repr__(self) -> str:

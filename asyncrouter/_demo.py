@@ -33,6 +33,8 @@ __all__ = [
     "DEFAULT_DEMO_BASELINE",
     "DEFAULT_DEMO_BUDGET_USD",
     "DEFAULT_DEMO_CONCURRENCY",
+    "DEFAULT_DEMO_OUTAGE",
+    "DEFAULT_DEMO_OUTAGE_MODEL",
     "DEFAULT_DEMO_PROMPTS",
     "DEFAULT_DEMO_SEED",
     "DemoPrompt",
@@ -53,6 +55,10 @@ DEFAULT_DEMO_BUDGET_USD: Final = 1.0
 DEFAULT_DEMO_CONCURRENCY: Final = 16
 #: The model every request is priced against for the savings figure.
 DEFAULT_DEMO_BASELINE: Final = "fake-strong"
+#: The model that suffers an outage (every request answered HTTP 503) part of the way through, unless turned off.
+DEFAULT_DEMO_OUTAGE_MODEL: Final = "fake-medium"
+#: When the outage starts and ends, as fractions of the prompts done.
+DEFAULT_DEMO_OUTAGE: Final = (0.3, 0.45)
 
 #: Called as ``on_progress(done, total)`` after each finished prompt.
 ProgressCallback: TypeAlias = Callable[[int, int], object]
@@ -75,15 +81,16 @@ class DemoPrompt:
 
 
 # Output caps leave room for the strong fake model's longest replies (about 300 tokens), so a cap never truncates
-# a reply by itself; long-form kinds get more headroom, as a caller would give them.
+# a reply by itself; long-form kinds get more headroom, as a caller would give them. The budget reserves each
+# call's worst case from these caps, so they also set how much of the cap calls in flight hold.
 _MAX_TOKENS: Final = {
     "factual": 400,
     "translation": 400,
     "summarisation": 400,
     "general": 400,
-    "creative": 800,
-    "code": 800,
-    "reasoning": 800,
+    "creative": 500,
+    "code": 500,
+    "reasoning": 500,
 }
 # Share of each kind in the mix (weights, not percentages).
 _MIX: Final = {
@@ -145,7 +152,7 @@ _TASKS: Final = (
 _TASKS_DE: Final = ("zwei sortierte Listen zusammenführt", "eine CSV-Datei einliest und Spalten summiert")
 _TASKS_ES: Final = ("invierta una lista enlazada", "cuente las palabras de un archivo de texto")
 _TASKS_ZH: Final = ("计算斐波那契数列的第n项", "检查一个字符串是否是回文")
-_ALGOS: Final = ("Dijkstra's shortest path", "an LRU cache", "binary search", "a token-bucket rate limiter", "quicksort")
+_ALGOS: Final = ("Dijkstra's shortest path", "an LRU cache", "binary search", "a token bucket", "quicksort")
 _LANGS: Final = ("Python", "Rust", "Go", "TypeScript", "Java")
 _SQL: Final = (
     "returns the top 5 customers by revenue in 2024",
@@ -459,6 +466,7 @@ class DemoResult:
         savings_pct: ``1 - cost / baseline`` in percent (``None`` without a baseline cost).
         p50_latency_ms: median request latency.
         p95_latency_ms: 95th percentile request latency.
+        outage: ``"model from prompt N to M"`` when an outage was injected, else ``None``.
         elapsed_s: wall time of the batch.
         seed: the seed used.
         speed: the fleet's latency multiplier.
@@ -493,6 +501,7 @@ class DemoResult:
     seed: int
     speed: float
     concurrency: int = DEFAULT_DEMO_CONCURRENCY
+    outage: str | None = None
 
     def headline(self) -> str:
         """One line for people, e.g. ``"Cost $0.41 vs $2.87 all-strong: 86% saved"``."""
@@ -527,9 +536,15 @@ def demo_config(srv: FakeProviderServer, *, budget_usd: float | None, speed: flo
 
     .. versionadded:: 0.1
     """
+    # Breakers reopen for a trial after a second (scaled with the fleet), so a short run shows the whole cycle.
+    reset = 0.5 * max(speed, 0.1)
     return srv.config_dict(
         default_model="fake-cheap",
         cascade={"enabled": True},
+        breakers={
+            "model": {"fail_max": 5, "reset_timeout": reset},
+            "provider": {"fail_max": 20, "reset_timeout": reset},
+        },
         retries={"max_attempts": 2, "backoff_base": 0.25 * speed, "backoff_max": 2.0 * max(speed, 0.05)},
         budget={"daily_limit_usd": budget_usd, "on_exhausted": "reject", "backend": "memory"},
         tracker={"path": tracker},
@@ -571,6 +586,7 @@ async def run_demo(
     budget_usd: float | None = DEFAULT_DEMO_BUDGET_USD,
     concurrency: int = DEFAULT_DEMO_CONCURRENCY,
     faults: bool = True,
+    outage: bool = True,
     tracker: str = ":memory:",
     on_progress: ProgressCallback | None = None,
 ) -> DemoResult:
@@ -583,6 +599,9 @@ async def run_demo(
         budget_usd: the daily cap (``None``: no cap).
         concurrency: requests in flight at once.
         faults: ``False`` turns off the fleet's random faults.
+        outage: inject an outage of :data:`DEFAULT_DEMO_OUTAGE_MODEL` (HTTP 503 to every request) over the
+            :data:`DEFAULT_DEMO_OUTAGE` part of the run, so its breaker opens, the cascade routes around it, and a
+            half-open trial closes it once the model is back.
         tracker: the tracker database (``":memory:"`` by default; a file keeps the records for
             ``asyncrouter stats``).
         on_progress: called as ``on_progress(done, total)`` after each prompt.
@@ -614,8 +633,14 @@ async def run_demo(
     calls: Counter[str] = Counter()
     spend: dict[str, float] = {}
     escalated = quality_failed = 0
+    healthy: dict[str, float] = {}
     breaker_events: list[BreakerEvent] = []
     budget_events: list[BudgetEvent] = []
+    outage_from, outage_to = (
+        (max(1, round(len(batch) * DEFAULT_DEMO_OUTAGE[0])), max(2, round(len(batch) * DEFAULT_DEMO_OUTAGE[1])))
+        if outage
+        else (None, None)
+    )
     async with FakeProviderServer(models=default_fleet(speed=speed, faults=faults), seed=seed, record=False) as srv:
         config = demo_config(srv, budget_usd=budget_usd, speed=speed, tracker=tracker)
         async with Router.from_dict(config, seed=seed) as router:
@@ -645,6 +670,11 @@ async def run_demo(
                                 spend[a.model] = spend.get(a.model, 0.0) + a.cost_usd
                         for kind, label in _left_reasons(result):
                             (reasons if kind == "escalation" else skips)[label] += 1
+                    if done == outage_from:
+                        healthy = dict(srv.models[DEFAULT_DEMO_OUTAGE_MODEL].faults)
+                        srv.set_faults(DEFAULT_DEMO_OUTAGE_MODEL, {"503": 1.0})
+                    elif done == outage_to:
+                        srv.set_faults(DEFAULT_DEMO_OUTAGE_MODEL, healthy)
                     if on_progress is not None:
                         on_progress(done, len(batch))
             elapsed = clock.monotonic() - started
@@ -691,4 +721,5 @@ async def run_demo(
         seed=seed,
         speed=speed,
         concurrency=concurrency,
+        outage=f"{DEFAULT_DEMO_OUTAGE_MODEL} from prompt {outage_from} to {outage_to}" if outage else None,
     )

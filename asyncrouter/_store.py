@@ -104,6 +104,9 @@ ATTEMPT_FIELDS: Final = (
     "gate_score",
 )
 
+_OUTCOME: Final = ATTEMPT_FIELDS.index("outcome")
+# Attempt fields typed float (not Optional): a JSON null there was a NaN or an infinity.
+_ATTEMPT_FLOATS: Final = ("latency_ms", "cost_usd")
 _STATUSES: Final = frozenset({"ok", "error", "cancelled"})
 _ESCALATING: Final = frozenset({"gate_failed", "error"})
 
@@ -136,11 +139,11 @@ def _migration_1(conn: sqlite3.Connection) -> None:
             routing_reason   TEXT,
             model            TEXT,
             provider         TEXT,
-            input_tokens     INTEGER NOT NULL DEFAULT 0,
-            output_tokens    INTEGER NOT NULL DEFAULT 0,
+            input_tokens     INTEGER DEFAULT 0,
+            output_tokens    INTEGER DEFAULT 0,
             tokens_estimated INTEGER NOT NULL DEFAULT 0,
-            latency_ms       REAL NOT NULL DEFAULT 0,
-            cost_usd         REAL NOT NULL DEFAULT 0,
+            latency_ms       REAL DEFAULT 0,
+            cost_usd         REAL DEFAULT 0,
             error_type       TEXT,
             profile          TEXT,
             quality_passed   INTEGER NOT NULL DEFAULT 1,
@@ -254,7 +257,10 @@ _MAX_ROWS_PER_STATEMENT: Final = 1024
 @functools.lru_cache(maxsize=32)
 def _insert_sql(rows: int) -> str:
     """A multi-row ``INSERT`` for *rows* rows (cached: a full batch always has the same shape)."""
-    return f"INSERT INTO requests ({', '.join(_INSERT_COLUMNS)}) VALUES " + ",".join([_ROW_PLACEHOLDERS] * rows)
+    # OR IGNORE: a row missing what the table requires (a NULL request_id, ts or status) is skipped, not the
+    # whole batch with it; the writer counts the difference.
+    values = ",".join([_ROW_PLACEHOLDERS] * rows)
+    return f"INSERT OR IGNORE INTO requests ({', '.join(_INSERT_COLUMNS)}) VALUES {values}"
 
 
 def _insert_statements(rows: list[tuple[Any, ...]], max_rows: int) -> list[tuple[str, tuple[Any, ...]]]:
@@ -317,6 +323,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _json_safe(value: Any) -> Any:
+    """*value* with every non-finite float replaced by None, recursively (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return _finite(value)
+
+
+def _encode_lenient(value: Any) -> str:
+    try:
+        return _encode_json(value)
+    except ValueError:
+        return _encode_json(_json_safe(value))
+
+
 def _might_hold_key(text: str) -> bool:
     # The fast path of scrubbing: nearly all text holds none of the prefixes redact() looks for
     # (sk-, sk-ant-, sk-or-, hf_, Bearer in any case but mixed).
@@ -358,7 +380,7 @@ class _RowEncoder:
             items = [attempt(a) for a in r.attempts]
             escalated = 0
             for item in items:
-                if item[2] in escalating:  # outcome
+                if item[_OUTCOME] in escalating:
                     escalated = 1
                     break
             try:
@@ -367,7 +389,9 @@ class _RowEncoder:
                 # NaN or infinity: store null there rather than lose the record or write invalid JSON.
                 encoded = encode([[_finite(v) for v in item] for item in items])
             if hint(encoded):
-                encoded = redact(encoded, known)
+                # Rare: redact each text field, then encode again (the JSON text itself holds escapes).
+                items = [tuple(redact(v, known) if isinstance(v, str) else v for v in item) for item in items]
+                encoded = _encode_lenient(items)
             reason = r.routing_reason
             if hint(reason):
                 reason = redact(reason, known)
@@ -410,8 +434,17 @@ def _decode_attempts(text: str | None) -> list[Attempt]:
         if isinstance(item, dict):  # tolerate hand-written rows in the self-describing form
             out.extend(RequestRecord.attempts_from([item]))
         else:
-            out.append(Attempt(**dict(zip(ATTEMPT_FIELDS, item, strict=False))))
+            fields = dict(zip(ATTEMPT_FIELDS, item, strict=False))
+            for name in _ATTEMPT_FLOATS:
+                if fields.get(name, 0.0) is None:  # a non-finite value was stored as null
+                    fields[name] = math.nan
+            out.append(Attempt(**fields))
     return out
+
+
+def _float(value: float | None) -> float:
+    # SQLite stores NaN as NULL; give back the NaN that went in rather than a None the type does not allow.
+    return math.nan if value is None else value
 
 
 def _record_from_row(row: Sequence[Any]) -> RequestRecord:
@@ -431,10 +464,10 @@ def _record_from_row(row: Sequence[Any]) -> RequestRecord:
         routing_reason=row[11] or "",
         model=row[12],
         provider=row[13],
-        input_tokens=row[14],
-        output_tokens=row[15],
-        latency_ms=row[16],
-        cost_usd=row[17],
+        input_tokens=row[14] or 0,
+        output_tokens=row[15] or 0,
+        latency_ms=_float(row[16]),
+        cost_usd=_float(row[17]),
         attempts=_decode_attempts(row[18]),
         error_type=row[19],
         profile=row[20],
@@ -603,7 +636,8 @@ def _stats_sql(where: str) -> str:
         "max(CASE WHEN rn = (50 * n + 99) / 100 THEN latency_ms END), "
         "max(CASE WHEN rn = (95 * n + 99) / 100 THEN latency_ms END), "
         "NULL, NULL, NULL, NULL, NULL, NULL, NULL "
-        "FROM (SELECT latency_ms, row_number() OVER (ORDER BY latency_ms) AS rn, count(*) OVER () AS n FROM w)"
+        "FROM (SELECT latency_ms, row_number() OVER (ORDER BY latency_ms) AS rn, count(*) OVER () AS n "
+        "FROM w WHERE latency_ms IS NOT NULL)"
     )
     return (
         "WITH w AS (SELECT status, escalated, input_tokens, output_tokens, cost_usd, latency_ms, "
@@ -988,8 +1022,8 @@ class Tracker:
     async def _write_loop(self, inserts: TaskGroup) -> None:
         """Assemble batches; encode each while the previous one is being inserted (one insert at a time).
 
-        The overlap is real: SQLite runs a whole multi-row statement without the GIL, so the event loop
-        encodes the next batch meanwhile.
+        The overlap is real: SQLite executes a batch's multi-row statement in one step without holding the
+        GIL (only binding its parameters needs it), so the event loop encodes the next batch meanwhile.
         """
         receive = self._receive
         assert receive is not None
@@ -1097,16 +1131,17 @@ class Tracker:
         db = self._wdb
         assert db is not None
         statements = _insert_statements(rows, self._max_rows)
+        inserted = 0
         try:
             async with self._db_lock:
                 if len(statements) == 1:
                     # Autocommit connection: the single statement is the batch's one transaction.
                     sql, params = statements[0]
-                    await db.execute(sql, params)
+                    inserted = (await db.execute(sql, params)).rowcount
                 else:
                     await db.execute("BEGIN")
                     for sql, params in statements:
-                        await db.execute(sql, params)
+                        inserted += (await db.execute(sql, params)).rowcount
                     await db.execute("COMMIT")
         except Exception as exc:
             self._write_errors += 1
@@ -1118,8 +1153,15 @@ class Tracker:
                 except Exception:
                     logger.debug("tracker: rollback failed", exc_info=True)
         else:
-            self._written += len(rows)
+            self._written += inserted
             self._flushes += 1
+            if inserted < len(rows):
+                self._failed += len(rows) - inserted
+                logger.error(
+                    "tracker: %d of %d records lacked a request_id, timestamp or status and were skipped",
+                    len(rows) - inserted,
+                    len(rows),
+                )
 
     # -- counters -----------------------------------------------------------------------------------------
 
@@ -1306,7 +1348,7 @@ class Tracker:
         """
 
         def lines(records: list[RequestRecord]) -> str:
-            return "".join(_encode_json(_record_dict(r)) + "\n" for r in records)
+            return "".join(_encode_lenient(_record_dict(r)) + "\n" for r in records)
 
         return await self._export(path, lines, header="", since=since, until=until, model=model, status=status)
 
@@ -1398,7 +1440,7 @@ def _csv_cell(value: Any) -> Any:
 
 def _csv_row(record: RequestRecord) -> list[Any]:
     data = _record_dict(record)
-    data["attempts"] = _encode_json(data["attempts"])
+    data["attempts"] = _encode_lenient(data["attempts"])
     return [_csv_cell(data[name]) for name in CSV_COLUMNS]
 
 

@@ -70,7 +70,7 @@ PROMPTS: Final = (
 def _round(value: float) -> float:
     if value == 0 or not math.isfinite(value):
         return value
-    digits = max(0, 4 - int(math.floor(math.log10(abs(value)))))
+    digits = max(0, 4 - math.floor(math.log10(abs(value))))
     return round(value, digits)
 
 
@@ -180,20 +180,28 @@ class ChildProcess:
 
     Args:
         args: arguments after ``python``, e.g. ``["-m", "benchmarks._common", "fleet"]``.
+        env: environment variables to set in the child (on top of this process's).
         start_timeout: seconds to wait for the READY line.
 
     Use it as a context manager; :attr:`info` is the decoded JSON of the READY line.
     """
 
-    def __init__(self, args: Sequence[str], *, start_timeout: float = DEFAULT_CHILD_START_TIMEOUT) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        start_timeout: float = DEFAULT_CHILD_START_TIMEOUT,
+    ) -> None:
         self._args = [sys.executable, *args]
+        self._env = dict(env or {})
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> Self:
         # cwd=REPO_ROOT: `python -m benchmarks...` finds this package wherever the parent was started.
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._env}
         proc = subprocess.Popen(self._args, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=env)
         self._proc = proc
         try:
@@ -307,7 +315,7 @@ async def serve_until_signal(info: Mapping[str, Any]) -> None:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    if value == int(value) and abs(value) >= 100:
+    if value == int(value):
         return f"{int(value):,}"
     if abs(value) >= 100:
         return f"{value:,.0f}"

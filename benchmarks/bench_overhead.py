@@ -193,7 +193,9 @@ async def _profiled(call: Call, prompts: Sequence[str], calls: int) -> dict[str,
     return _profile_summary(pstats.Stats(profiler), calls)
 
 
-async def _bench(fleet: FleetProcess, tmp: str, *, rounds: int, iterations: int, warmup: int, profile_calls: int) -> Result:
+async def _bench(
+    fleet: FleetProcess, tmp: str, *, rounds: int, iterations: int, warmup: int, profile_calls: int
+) -> Result:
     prompts = list(PROMPTS)
     cfg_on = fleet.config(tracker_path=os.path.join(tmp, "pinned.db"))
     cfg_auto_on = fleet.config(tracker_path=os.path.join(tmp, "auto.db"))
@@ -315,9 +317,7 @@ def run(quick: bool = False) -> Result:
     )
     with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
         result = anyio.run(
-            lambda: _bench(
-                fleet, tmp, rounds=rounds, iterations=iterations, warmup=warmup, profile_calls=profile_calls
-            )
+            lambda: _bench(fleet, tmp, rounds=rounds, iterations=iterations, warmup=warmup, profile_calls=profile_calls)
         )
     result["seconds"] = round(elapsed(), 2)
     return result

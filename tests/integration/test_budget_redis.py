@@ -100,9 +100,10 @@ async def test_two_budgets_share_one_cap(redis_url: str, fake_clock: FakeClock) 
 
 
 async def test_prefixes_keep_budgets_apart(redis_url: str, fake_clock: FakeClock) -> None:
-    async with Budget(cfg(redis_url, redis_prefix="team-a"), clock=fake_clock) as a, Budget(
-        cfg(redis_url, redis_prefix="team-b"), clock=fake_clock
-    ) as b:
+    async with (
+        Budget(cfg(redis_url, redis_prefix="team-a"), clock=fake_clock) as a,
+        Budget(cfg(redis_url, redis_prefix="team-b"), clock=fake_clock) as b,
+    ):
         await a.settle(await a.reserve(9.0), 9.0)
         await b.settle(await b.reserve(9.0), 9.0)
         assert counters(redis_url, "2026-01-01", "team-a") == (9_000_000_000, 0)
@@ -141,7 +142,6 @@ async def test_unreachable_redis_fails_at_open(fake_clock: FakeClock, redis_serv
 async def test_cancelled_while_the_script_runs_leaks_nothing(redis_url: str, fake_clock: FakeClock) -> None:
     backend = RedisBackend(redis_url)
     async with Budget(cfg(redis_url), clock=fake_clock, backend=backend) as budget:
-
         entered = 0
 
         async def call() -> None:

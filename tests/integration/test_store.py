@@ -365,18 +365,38 @@ async def test_a_failing_batch_is_logged_counted_and_the_writer_goes_on(
     assert tracker.written == 2
 
 
-async def test_an_unencodable_record_is_skipped_not_its_batch(db_path: str, fake_clock: FakeClock) -> None:
-    broken = make_record(1)
-    broken.attempts = [object()]  # type: ignore[list-item]
-    non_finite = make_record(2, attempts=[Attempt(model="mini", provider="openai", outcome="ok", latency_ms=math.nan)])
+async def test_a_bad_record_is_skipped_not_its_batch(
+    db_path: str, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    unencodable = make_record(1)
+    unencodable.attempts = [object()]  # type: ignore[list-item]
+    nan_attempt = make_record(2, attempts=[Attempt(model="mini", provider="openai", outcome="ok", latency_ms=math.nan)])
+    nan_totals = make_record(3, latency_ms=math.nan, cost_usd=math.inf * 0)
+    no_timestamp = make_record(4, ts=None)
+    no_timestamp.timestamp = None  # type: ignore[assignment]
+    batch = [make_record(0), unencodable, nan_attempt, nan_totals, no_timestamp, make_record(5)]
     async with tracker_for(db_path, fake_clock) as tracker:
-        for record in (make_record(0), broken, non_finite, make_record(3)):
-            await tracker.record(record)
-        await tracker.flush()
+        with caplog.at_level(logging.ERROR, logger="asyncrouter.tracker"):
+            for record in batch:
+                await tracker.record(record)
+            await tracker.flush()
         stored = {r.request_id: r for r in await tracker.logs(last_n=None)}
-        assert tracker.counters.failed == 1
-    assert sorted(stored) == ["req-000000", "req-000002", "req-000003"]
-    assert stored["req-000002"].attempts[0].latency_ms is None  # stored as JSON null, the record kept
+        stats = await tracker.stats()
+        assert (tracker.counters.failed, tracker.counters.write_errors, tracker.written) == (2, 0, 4)
+        assert await tracker.export_jsonl(tmp_path / "nan.jsonl") == 4
+        assert await tracker.export_csv(tmp_path / "nan.csv") == 4
+    exported = [json.loads(line) for line in (tmp_path / "nan.jsonl").read_text().splitlines()]
+    assert exported[2]["latency_ms"] is None  # JSON has no NaN
+    assert exported[1]["attempts"][0]["latency_ms"] is None
+    assert "cannot encode record 'req-000001'" in caplog.text
+    assert "1 of 5 records lacked a request_id, timestamp or status" in caplog.text
+    assert sorted(stored) == ["req-000000", "req-000002", "req-000003", "req-000005"]
+    # Non-finite numbers are stored as null (JSON) or NULL (SQL) and come back as NaN; the records are kept.
+    assert math.isnan(stored["req-000002"].attempts[0].latency_ms)
+    assert stored["req-000002"].attempts[0].gate_score is None
+    assert math.isnan(stored["req-000003"].latency_ms)
+    assert math.isnan(stored["req-000003"].cost_usd)
+    assert (stats.requests, stats.avg_latency_ms, stats.p50_latency_ms, stats.cost_usd) == (4, 100.0, 100.0, 0.75)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -667,6 +687,7 @@ async def test_no_api_key_reaches_the_database(tmp_path: Path, fake_clock: FakeC
             attempts=[
                 Attempt(model="mini", provider="openai", outcome="error", reason=f"401: invalid key {shaped}"),
                 Attempt(model="local", provider="openai_compatible", outcome="error", reason=f"token {plain} refused"),
+                Attempt(model="mini", provider="openai", outcome="error", reason="echoed Bearer\tOpaqueTok3nValue"),
             ],
         ),
     ]
@@ -678,13 +699,18 @@ async def test_no_api_key_reaches_the_database(tmp_path: Path, fake_clock: FakeC
     assert len(stored) == 50
     assert stored["req-000000"].prompt_preview == "my key is *** please"
     assert "***" in stored["req-000001"].routing_reason
-    assert [a.reason for a in stored["req-000002"].attempts] == ["401: invalid key ***", "token *** refused"]
+    assert [a.reason for a in stored["req-000002"].attempts] == [
+        "401: invalid key ***",
+        "token *** refused",
+        "echoed ***",
+    ]
 
     data = read_database_files(tmp_path, "keys.db")
     assert b"gpt-4o-mini" not in data  # sanity: nothing from the config but what records carry...
     assert b"req-000049" in data  # ...while the records themselves are there
     assert shaped.encode() not in data
     assert plain.encode() not in data
+    assert b"OpaqueTok3nValue" not in data
     assert re.search(rb"sk-[A-Za-z0-9_\-]{6,}", data) is None
 
 

@@ -1,0 +1,1356 @@
+"""The ``asyncrouter`` command line.
+
+``asyncrouter COMMAND [--config FILE] ...``; the config defaults to ``$ASYNCROUTER_CONFIG``, then
+``./asyncrouter.yaml``. Commands::
+
+    init       write a commented starter config for one provider
+    route      route one prompt and print the reply (and a one-line summary of how it was produced)
+    classify   show the routing decision for a prompt, without calling any model
+    eval       measure the classifier on a labelled data set (no config needed)
+    batch      route a JSONL or text file to JSONL, resumably, with a progress bar
+    stats      totals, per-model breakdown and savings from the tracker
+    logs       the newest tracked requests
+    budget     today's spend against the daily cap
+    breakers   the circuit breakers of this process
+    serve      the OpenAI-compatible HTTP server
+    bench      the benchmark suite (from a source checkout)
+    demo       the main job with no keys: a fake fleet, a few hundred prompts, where they went and what it cost
+
+Tables and progress bars are for people (progress and notes go to stderr); ``--json`` prints one JSON document
+on stdout and nothing else. Exit codes: 0 success, 1 a failed request, 2 bad usage or configuration (a
+:class:`~asyncrouter.ConfigError` is shown with its field path, never with a traceback). Error messages never
+carry an API key.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Final, TypeVar
+
+import anyio
+from rich.console import Console, Group
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from ._config import Config, load_yaml
+from ._exceptions import ConfigError, RouterError, redact
+from ._models import Response, ResponseMeta
+from ._types import ProviderName
+
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_FILE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+#: The environment variable that names the config file when ``--config`` is not given.
+CONFIG_ENV: Final = "ASYNCROUTER_CONFIG"
+#: The config file used when neither ``--config`` nor ``$ASYNCROUTER_CONFIG`` is given.
+DEFAULT_CONFIG_FILE: Final = "asyncrouter.yaml"
+#: Exit code of a successful command.
+EXIT_OK: Final = 0
+#: Exit code when a request failed.
+EXIT_FAILED: Final = 1
+#: Exit code of bad usage or a bad configuration.
+EXIT_USAGE: Final = 2
+#: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED: Final = 130
+#: Requests in flight at once in ``asyncrouter batch``.
+DEFAULT_CLI_CONCURRENCY: Final = 16
+#: Columns assumed when output goes to a file or a pipe.
+DEFAULT_PIPE_WIDTH: Final = 160
+#: Records ``asyncrouter logs`` shows.
+DEFAULT_LOGS: Final = 20
+DEFAULT_SERVE_HOST: Final = "127.0.0.1"
+DEFAULT_SERVE_PORT: Final = 8080
+NO_CONFIG_MESSAGE: Final = "no config: pass --config FILE, set ASYNCROUTER_CONFIG, or run `asyncrouter init`"
+PROVIDERS: Final[tuple[ProviderName, ...]] = (
+    "openai",
+    "anthropic",
+    "openrouter",
+    "huggingface",
+    "ollama",
+    "openai_compatible",
+)
+
+_T = TypeVar("_T")
+
+
+class _Exit(Exception):
+    """Leave the command with a message on stderr and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """What every command gets: its arguments and the two consoles."""
+
+    args: argparse.Namespace
+    out: Console
+    err: Console
+    config: Config | None = None
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    def emit_json(self, data: Any) -> None:
+        """The one JSON document a ``--json`` command prints: plain ``print``, so no styling ever gets in."""
+        print(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default), file=sys.stdout, flush=True)
+
+    def note(self, message: str, *, style: str = "dim") -> None:
+        self.err.print(Text(message, style=style), soft_wrap=True)
+
+    def progress(self, description: str, total: int | None) -> Progress:
+        """A progress bar on stderr, drawn only when stderr is a terminal."""
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=self.err,
+            transient=False,
+            disable=not self.err.is_terminal,
+        )
+
+
+def _json_default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+def _config_path(explicit: str | None) -> Path:
+    """The config file: ``--config``, else ``$ASYNCROUTER_CONFIG``, else ``./asyncrouter.yaml``."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise _Exit(f"config file not found: {path} ({NO_CONFIG_MESSAGE.removeprefix('no config: ')})")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise _Exit(f"config file not found: {path} (from ${CONFIG_ENV})")
+        return path
+    path = Path(DEFAULT_CONFIG_FILE)
+    if path.is_file():
+        return path
+    raise _Exit(NO_CONFIG_MESSAGE)
+
+
+def _load_config(ctx: _Ctx) -> tuple[Path, Config]:
+    path = _config_path(ctx.args.config)
+    try:
+        ctx.config = load_yaml(path)
+    except ConfigError as exc:
+        raise _Exit(f"invalid config {path}: {exc}") from None
+    return path, ctx.config
+
+
+def _secrets(config: Config | None) -> list[str]:
+    """Every API key of *config*: redacted from any message the command prints."""
+    if config is None:
+        return []
+    return [key for m in config.models for key in m.key_values()]
+
+
+def _run(fn: Callable[[], Awaitable[_T]]) -> _T:
+    return anyio.run(fn, backend="asyncio")
+
+
+# --------------------------------------------------------------------------------------------- formatting
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "$0"
+    if abs(value) < 0.01:
+        return f"${value:.6f}"
+    if abs(value) < 1:
+        return f"${value:.4f}"
+    return f"${value:,.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _left(meta: ResponseMeta) -> list[str]:
+    """``"model: why"`` for each model a request left before the accepted one."""
+    return [f"{a.model}: {a.reason}" for a in meta.attempts if a.outcome in ("gate_failed", "error")]
+
+
+def _meta_line(meta: ResponseMeta) -> str:
+    """The one-line summary ``asyncrouter route`` prints under the reply."""
+    parts = [
+        f"model {meta.model} ({meta.provider})",
+        f"layer {meta.routing_layer}",
+        f"tier {meta.tier}",
+        f"tokens {meta.input_tokens}+{meta.output_tokens}" + ("~" if meta.tokens_estimated else ""),
+        f"cost {_usd(meta.estimated_cost_usd)}",
+        f"latency {_ms(meta.latency_ms)}",
+        f"escalations {meta.escalations}",
+    ]
+    line = " | ".join(parts)
+    left = _left(meta)
+    if left:
+        line += " (" + "; ".join(left) + ")"
+    if not meta.quality_passed:
+        line += " [every reply failed the quality gates: best one returned]"
+    return line
+
+
+def _meta_dict(meta: ResponseMeta) -> dict[str, Any]:
+    """The short meta summary of one batch line."""
+    return {
+        "model": meta.model,
+        "provider": meta.provider,
+        "routing_layer": meta.routing_layer,
+        "task_type": meta.task_type,
+        "tier": meta.tier,
+        "input_tokens": meta.input_tokens,
+        "output_tokens": meta.output_tokens,
+        "cost_usd": meta.estimated_cost_usd,
+        "latency_ms": round(meta.latency_ms, 3),
+        "escalations": meta.escalations,
+        "quality_passed": meta.quality_passed,
+        "request_id": meta.request_id,
+    }
+
+
+def _kv_table(title: str, rows: Sequence[tuple[str, object]]) -> Group:
+    """A title line over two columns, name and value (a table title would be folded to the table's width)."""
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(Text(key), Text(str(value)))
+    return Group(Text(title, style="bold"), table)
+
+
+def _table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1, wrap: Sequence[str] = ()
+) -> Table:
+    """A table: the first *left* columns left-aligned text, the rest right-aligned figures.
+
+    Columns stay on one line (a figure cut in half reads as another figure); only the free-text columns named in
+    *wrap* fold.
+    """
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for i, col in enumerate(columns):
+        free = col in wrap
+        table.add_column(
+            col,
+            justify="left" if i < left or free else "right",
+            no_wrap=not free,
+            overflow="fold" if free else "ellipsis",
+            ratio=1 if free else None,
+        )
+    for row in rows:
+        table.add_row(*(Text(str(v)) for v in row))
+    return table
+
+
+# ------------------------------------------------------------------------------------------------- init
+
+
+@dataclass(frozen=True, slots=True)
+class _Starter:
+    """What ``asyncrouter init`` writes for one provider."""
+
+    cheap: str
+    cheap_price: tuple[float, float]
+    cheap_context: int
+    strong: str
+    strong_price: tuple[float, float]
+    strong_context: int
+    key_env: str | None
+    base_url: str | None
+    note: str
+
+
+_STARTERS: Final[dict[str, _Starter]] = {
+    "openai": _Starter(
+        "gpt-4o-mini", (0.00015, 0.0006), 128_000, "gpt-4o", (0.0025, 0.01), 128_000, "OPENAI_API_KEY", None,
+        "OpenAI's API (https://api.openai.com/v1).",
+    ),
+    "anthropic": _Starter(
+        "claude-3-5-haiku-20241022", (0.0008, 0.004), 200_000, "claude-sonnet-4-20250514", (0.003, 0.015), 200_000,
+        "ANTHROPIC_API_KEY", None, "Anthropic's Messages API (https://api.anthropic.com).",
+    ),
+    "openrouter": _Starter(
+        "openai/gpt-4o-mini", (0.00015, 0.0006), 128_000, "anthropic/claude-sonnet-4", (0.003, 0.015), 200_000,
+        "OPENROUTER_API_KEY", None, "OpenRouter (https://openrouter.ai/api/v1): one key, many vendors.",
+    ),
+    "huggingface": _Starter(
+        "meta-llama/Llama-3.1-8B-Instruct", (0.0001, 0.0001), 128_000,
+        "meta-llama/Llama-3.3-70B-Instruct", (0.0009, 0.0009), 128_000, "HF_TOKEN", None,
+        "The Hugging Face inference router (https://router.huggingface.co/v1); prices depend on the inference "
+        "provider it picks: set yours.",
+    ),
+    "ollama": _Starter(
+        "llama3.2:3b", (0.0, 0.0), 128_000, "qwen2.5:14b", (0.0, 0.0), 32_768, None, "http://localhost:11434",
+        "A local Ollama server (no key). Pull the models first: `ollama pull llama3.2:3b && ollama pull "
+        "qwen2.5:14b`.",
+    ),
+    "openai_compatible": _Starter(
+        "Qwen/Qwen2.5-7B-Instruct", (0.0, 0.0), 32_768, "Qwen/Qwen2.5-72B-Instruct", (0.0, 0.0), 32_768,
+        "OPENAI_COMPATIBLE_API_KEY", "http://localhost:8000/v1",
+        "Any OpenAI-compatible server (vLLM, llama.cpp, Together, Groq, ...): set base_url and model_id. The key "
+        "is optional (an unset variable leaves it empty).",
+    ),
+}  # fmt: skip
+
+
+def starter_config(provider: str) -> str:
+    """The commented starter config ``asyncrouter init`` writes for *provider*.
+
+    Args:
+        provider: one of ``openai``, ``anthropic``, ``openrouter``, ``huggingface``, ``ollama``,
+            ``openai_compatible``.
+
+    Returns:
+        YAML text: a cheap and a strong model of that provider (keys as ``${ENV}`` references), the cascade,
+        quality gates, breakers, retries, and the budget and tracker sections, each key explained.
+
+    Raises:
+        KeyError: an unknown provider.
+
+    .. versionadded:: 0.1
+    """
+    s = _STARTERS[provider]
+
+    def key_lines() -> str:
+        if s.key_env is None:
+            return "    # no API key: a local server\n"
+        if provider == "openai_compatible":
+            return f'    api_keys: ["${{{s.key_env}:-}}"]   # optional; several keys rotate round-robin\n'
+        return f'    api_keys: ["${{{s.key_env}}}"]   # resolved at load; several keys rotate round-robin\n'
+
+    def base_line() -> str:
+        if s.base_url is None:
+            return "    # base_url: https://...        # override the provider's default endpoint\n"
+        return f"    base_url: {s.base_url}\n"
+
+    def model(name: str, model_id: str, price: tuple[float, float], context: int, tags: str, extra: str) -> str:
+        return (
+            f"  - name: {name}                      # the alias used everywhere (logs, --model, fallbacks)\n"
+            f"    model_id: {model_id}\n"
+            f"    provider: {provider}\n"
+            + key_lines()
+            + base_line()
+            + f"    cost_per_1k_input: {price[0]}        # USD per 1,000 tokens (0 for a local model)\n"
+            f"    cost_per_1k_output: {price[1]}\n"
+            f"    context_window: {context}\n"
+            f"    timeout: 30                       # seconds per attempt\n"
+            f"    tags: [{tags}]\n" + extra
+        )
+
+    header = (
+        f"# asyncrouter configuration: written by `asyncrouter init --provider {provider}`.\n"
+        f"# {s.note}\n"
+        "# Secrets are ${ENV_VAR} references, resolved when the file is loaded; they are never printed.\n"
+        '# Try it:  asyncrouter classify "Prove that sqrt(2) is irrational"   (no call, no key needed)\n'
+        '#          asyncrouter route "What is the capital of Australia?"\n'
+        "# Unknown keys are errors that name their path. Full reference: the README's Configuration section.\n\n"
+    )
+    return (
+        header
+        + "default_model: cheap                 # layer 4: takes any request nothing else claimed\n"
+        "complexity_threshold: 0.45\n"
+        "complexity_band: [0.35, 0.65]        # outside it the complexity gate decides; inside it layer 3 or 4\n"
+        "# meta_router_model: cheap           # optional: ask this model when the rules are unsure\n\n"
+        "models:                              # cheapest first reads best; the planner orders by price anyway\n"
+        + model("cheap", s.cheap, s.cheap_price, s.cheap_context, "cheap, general, factual, summarisation, translation",
+                "    fallbacks: [strong]               # tried on errors, also when `cheap` is pinned\n")
+        + model("strong", s.strong, s.strong_price, s.strong_context, "strong, code, reasoning, creative, general", "")
+        + "\ncascade:\n"
+        "  enabled: true                      # cheapest capable model first; escalate on a failed gate or an error\n"
+        "\nquality:                             # built-in gates: empty, too short, hedging, refusal, truncated, ...\n"
+        "  min_chars: 20                      # for long-answer tasks; short questions are judged by the question\n"
+        "  hedging_phrases: []                # extends the built-in list (11 languages), never replaces it\n"
+        "  on_all_failed: best                # best: return the best reply, marked | raise: QualityGateFailed\n"
+        "\nbreakers:                            # per model and per provider endpoint\n"
+        "  model: {fail_max: 5, reset_timeout: 30}\n"
+        "  provider: {fail_max: 20, reset_timeout: 60}\n"
+        "\nretries:\n"
+        "  max_attempts: 2                    # per model, before escalating\n"
+        "  backoff_base: 0.5                  # seconds; full jitter, Retry-After honoured\n"
+        "  backoff_max: 8\n"
+        "\n# The daily budget: every call reserves its worst-case cost first, so spend never overshoots the cap.\n"
+        "budget:\n"
+        "  daily_limit_usd: 5.0               # null: no cap\n"
+        "  timezone: UTC                      # when the day rolls over\n"
+        "  warn_at: 0.75                      # log a warning from this share of the cap\n"
+        "  downgrade_at: 0.90                 # from here the planner drops one tier\n"
+        "  on_exhausted: reject               # reject: BudgetExceeded | cheapest: cheapest model only\n"
+        "  backend: sqlite                    # memory | sqlite (today's spend survives restarts) | redis (shared)\n"
+        "  # redis_url: redis://127.0.0.1:6379/0   # for backend: redis\n"
+        "\n# The tracker: one SQLite row per request (`asyncrouter stats`, `asyncrouter logs`).\n"
+        "tracker:\n"
+        "  path: asyncrouter.db               # relative to the working directory; \":memory:\"; null: off\n"
+        "  prompt_preview_chars: 80           # 0 stores no prompt text\n"
+    )  # fmt: skip
+
+
+def _cmd_init(ctx: _Ctx) -> int:
+    path = Path(ctx.args.path)
+    if path.exists() and not ctx.args.force:
+        raise _Exit(f"{path} already exists: pass --force to overwrite it")
+    if path.is_dir():
+        raise _Exit(f"{path} is a directory")
+    text = starter_config(ctx.args.provider)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _Exit(f"cannot write {path}: {exc.strerror or exc}") from None
+    starter = _STARTERS[ctx.args.provider]
+    if ctx.json:
+        ctx.emit_json({"path": str(path), "provider": ctx.args.provider, "key_env": starter.key_env})
+        return EXIT_OK
+    ctx.out.print(Text(f"Wrote {path} ({ctx.args.provider}: cheap {starter.cheap}, strong {starter.strong})."))
+    if starter.key_env and ctx.args.provider != "openai_compatible":
+        ctx.out.print(Text(f"Set your key:  export {starter.key_env}=..."))
+    flag = "" if str(path) == DEFAULT_CONFIG_FILE else f" --config {path}"
+    ctx.out.print(Text(f'Then:          asyncrouter route{flag} "What is the capital of Australia?"'))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ route
+
+
+def _route_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {"model": args.model}
+    if args.max_tokens is not None:
+        params["max_tokens"] = args.max_tokens
+    if getattr(args, "temperature", None) is not None:
+        params["temperature"] = args.temperature
+    return params
+
+
+def _cmd_route(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    _, config = _load_config(ctx)
+    prompt = _prompt_arg(ctx.args.prompt)
+    params = _route_params(ctx.args)
+
+    async def go() -> Response:
+        async with Router(config) as router:
+            if not ctx.args.stream:
+                return await router.aroute(prompt, **params)
+            async with router.astream(prompt, **params) as stream:
+                async for delta in stream:
+                    if not ctx.json:
+                        sys.stdout.write(delta)
+                        sys.stdout.flush()
+            assert stream.response is not None  # a finished stream always sets it
+            return stream.response
+
+    response = _run(go)
+    if ctx.json:
+        ctx.emit_json({"content": response.content, "tool_calls": response.tool_calls, "meta": response.meta.to_dict()})
+        return EXIT_OK
+    if ctx.args.stream:
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(response.content + "\n")
+    sys.stdout.flush()
+    ctx.note(_meta_line(response.meta))
+    return EXIT_OK
+
+
+def _prompt_arg(value: str) -> str:
+    """The prompt argument; ``-`` reads it from stdin."""
+    if value == "-":
+        text = sys.stdin.read()
+        if not text.strip():
+            raise _Exit("empty prompt on stdin")
+        return text
+    if not value.strip():
+        raise _Exit("the prompt is empty")
+    return value
+
+
+# --------------------------------------------------------------------------------------------- classify
+
+
+def _cmd_classify(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    _, config = _load_config(ctx)
+    router = Router(config)  # classify() needs no open session: no I/O at all
+    kwargs: dict[str, Any] = {"model": ctx.args.model}
+    if ctx.args.max_tokens is not None:
+        kwargs["max_tokens"] = ctx.args.max_tokens
+    d = router.classify(_prompt_arg(ctx.args.prompt), **kwargs)
+    if ctx.json:
+        ctx.emit_json(d.to_dict())
+        return EXIT_OK
+    rows: list[tuple[str, object]] = [
+        ("task", d.task_type),
+        ("score", f"{d.complexity_score:.3f}"),
+        ("tier", d.tier),
+        ("complexity", d.complexity),
+        ("category", d.category),
+        ("confidence", f"{d.confidence:.2f}"),
+        ("language", d.language),
+        ("model", d.model or "-"),
+        ("chain", " -> ".join(d.chain) or "-"),
+        ("layer", d.routing_layer),
+        ("reason", d.reason),
+        ("input tokens", f"~{d.input_tokens}"),
+        (
+            "estimated cost",
+            f"{_usd(d.estimated_cost_usd)} vs {_usd(d.max_cost_usd)} on {d.most_expensive_model} "
+            f"({d.savings_pct:.0f}% less)",
+        ),
+        ("signals", ", ".join(d.signals) or "-"),
+    ]
+    if d.skipped:
+        rows.append(("skipped", "; ".join(f"{a} ({r})" for a, r in d.skipped)))
+    if d.profile:
+        rows.append(("profile", d.profile))
+    ctx.out.print(_kv_table("Routing decision (no model called)", rows))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------- eval
+
+
+def _cmd_eval(ctx: _Ctx) -> int:
+    # The classifier needs no configuration, so eval never loads one (and never fails for the lack of one).
+    from ._classifier import Classifier
+    from ._eval import evaluate, load_eval_data
+
+    try:
+        examples = load_eval_data(ctx.args.data)
+    except ConfigError as exc:
+        raise _Exit(f"cannot load eval data: {exc}") from None
+    report = evaluate(Classifier(), examples, split=ctx.args.split)
+    if report.total == 0:
+        raise _Exit(
+            f"no examples to evaluate in {ctx.args.data}" + (f" (split {ctx.args.split!r})" if ctx.args.split else "")
+        )
+    if ctx.json:
+        ctx.emit_json(report.to_dict())
+        return EXIT_OK
+    ctx.out.print(Text(report.format_report(max_errors=ctx.args.max_errors)))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ batch
+
+
+@dataclass(slots=True)
+class _BatchInput:
+    """One input line: its position among the items, its id (if any) and the ``aroute`` arguments."""
+
+    index: int
+    id: Any
+    kwargs: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return _batch_key(self.index, self.id)
+
+
+def _batch_key(index: int, item_id: Any) -> str:
+    return f"id:{json.dumps(item_id)}" if item_id is not None else f"index:{index}"
+
+
+def _is_jsonl(path: Path) -> bool:
+    """JSON Lines when the extension says so, else when the first non-blank line is a JSON object."""
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    if path.suffix.lower() == ".txt":
+        return False
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    return isinstance(json.loads(line), dict)
+                except ValueError:
+                    return False
+    return False
+
+
+def _read_batch(path: Path, jsonl: bool) -> Iterator[_BatchInput]:
+    """The items of a batch file, lazily. Blank lines are not items; indexes count items from 0.
+
+    Raises:
+        _Exit: a line that is not a valid item (the message names the line).
+    """
+    index = 0
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            if not jsonl:
+                yield _BatchInput(index, None, {"prompt": line.rstrip("\r\n")})
+                index += 1
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _Exit(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise _Exit(f"{where}: each line must be a JSON object")
+            item_id = obj.pop("id", None)
+            if item_id is not None and not isinstance(item_id, str | int):
+                raise _Exit(f"{where}: 'id' must be a string or an integer")
+            prompt, messages = obj.get("prompt"), obj.get("messages")
+            if (prompt is None) == (messages is None):
+                raise _Exit(f"{where}: needs exactly one of 'prompt' or 'messages'")
+            if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+                raise _Exit(f"{where}: 'prompt' must be a non-empty string")
+            if messages is not None and (not isinstance(messages, list) or not messages):
+                raise _Exit(f"{where}: 'messages' must be a non-empty list")
+            yield _BatchInput(index, item_id, obj)
+            index += 1
+
+
+def _resume_state(out: Path, *, retry_errors: bool) -> set[str]:
+    """Keys already answered in *out*; drops an incomplete last line (and, with *retry_errors*, failed lines).
+
+    A crash can leave a partial last line; appending after it would corrupt the file, so the file is rewritten
+    (atomically) with its complete lines only whenever something has to go.
+    """
+    if not out.exists():
+        return set()
+    raw = out.read_text(encoding="utf-8")
+    keep: list[str] = []
+    done: set[str] = set()
+    for line in raw.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            continue  # an unfinished write
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("index"), int):
+            continue
+        if retry_errors and "error" in obj:
+            continue
+        key = _batch_key(obj["index"], obj.get("id"))
+        if key in done:
+            continue
+        done.add(key)
+        keep.append(line)
+    text = "".join(keep)
+    if text != raw:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    return done
+
+
+def _cmd_batch(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    args = ctx.args
+    src = Path(args.file)
+    if not src.is_file():
+        raise _Exit(f"input file not found: {src}")
+    out_path = Path(args.out) if args.out else None
+    if out_path is not None and out_path.resolve() == src.resolve():
+        raise _Exit("--out must not be the input file")
+    jsonl = _is_jsonl(src)
+    # First pass: validate every line and count the work before any money is spent (ids only are kept).
+    done = _resume_state(out_path, retry_errors=args.retry_errors) if out_path is not None else set()
+    seen: set[str] = set()
+    total = pending = 0
+    for item in _read_batch(src, jsonl):
+        if item.id is not None:
+            if item.key in seen:
+                raise _Exit(f"{src}: duplicate id {item.id!r}: ids must be unique for the batch to resume")
+            seen.add(item.key)
+        total += 1
+        pending += item.key not in done
+    skipped = total - pending
+    _, config = _load_config(ctx)
+    secrets = _secrets(config)
+    defaults: dict[str, Any] = {"model": args.model}
+    if args.max_tokens is not None:
+        defaults["max_tokens"] = args.max_tokens
+    counts = {"ok": 0, "failed": 0}
+    cost = 0.0
+
+    def todo(in_flight: dict[int, _BatchInput]) -> Iterator[dict[str, Any]]:
+        position = 0
+        for item in _read_batch(src, jsonl):
+            if item.key in done:
+                continue
+            in_flight[position] = item  # astream_many reports the position; only in-flight items are kept
+            position += 1
+            yield item.kwargs
+
+    async def go(sink: IO[str]) -> None:
+        nonlocal cost
+        in_flight: dict[int, _BatchInput] = {}
+        with ctx.progress("batch", pending) as progress:
+            task = progress.add_task("batch", total=pending)
+            async with Router(config) as router:
+                async with router.astream_many(todo(in_flight), concurrency=args.concurrency, **defaults) as results:
+                    async for position, result in results:
+                        item = in_flight.pop(position)
+                        line: dict[str, Any] = {"index": item.index}
+                        if item.id is not None:
+                            line["id"] = item.id
+                        if isinstance(result, BaseException):
+                            counts["failed"] += 1
+                            line["error"] = {"type": type(result).__name__, "message": redact(str(result), secrets)}
+                        else:
+                            counts["ok"] += 1
+                            cost += result.meta.estimated_cost_usd
+                            line["content"] = result.content
+                            if result.tool_calls:
+                                line["tool_calls"] = result.tool_calls
+                            line["meta"] = _meta_dict(result.meta)
+                        sink.write(json.dumps(line, ensure_ascii=False) + "\n")
+                        sink.flush()  # written as it completes: a crash loses nothing already answered
+                        progress.advance(task)
+
+    if pending:
+        if out_path is None:
+            _run(lambda: go(sys.stdout))
+        else:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            with out_path.open("a", encoding="utf-8") as sink:
+                _run(lambda: go(sink))
+    where = f" -> {out_path}" if out_path is not None else ""
+    summary = (
+        f"batch: {counts['ok'] + counts['failed']} routed ({counts['failed']} failed), "
+        f"{skipped} already done, cost {_usd(cost)}{where}"
+    )
+    ctx.note(summary, style="bold red" if counts["failed"] else "dim")
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------- stats, logs, budget
+
+
+_DURATION_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_since(text: str) -> datetime | timedelta:
+    """``24h``, ``7d``, ``30m``, ``90s``, ``2w`` (a window ending now), or an ISO date/time (naive means UTC).
+
+    Raises:
+        argparse.ArgumentTypeError: neither form.
+
+    .. versionadded:: 0.1
+    """
+    m = _DURATION_RE.match(text)
+    if m:
+        return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a duration (24h, 7d, 30m) nor an ISO date/time (2026-01-31, 2026-01-31T08:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _group_rows(groups: Mapping[str, Any], total: int) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for key, g in sorted(groups.items(), key=lambda kv: -kv[1].requests):
+        rows.append(
+            [
+                key,
+                g.requests,
+                _pct(100 * g.requests / total if total else None),
+                g.errors,
+                g.escalations,
+                f"{g.input_tokens}+{g.output_tokens}",
+                _usd(g.cost_usd),
+                _ms(g.avg_latency_ms),
+            ]
+        )
+    return rows
+
+
+def _cmd_stats(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    path, config = _load_config(ctx)
+    if config.tracker.path is None:
+        raise _Exit(f"tracking is disabled in {path} (tracker.path is null): there is nothing to report")
+    if ctx.args.baseline is not None and ctx.args.baseline not in {m.name for m in config.models}:
+        raise _Exit(f"unknown baseline model {ctx.args.baseline!r}; known: {sorted(m.name for m in config.models)}")
+
+    async def go() -> Any:
+        async with Router(config) as router:
+            return await router.stats(since=ctx.args.since, until=ctx.args.until, baseline=ctx.args.baseline)
+
+    stats = _run(go)
+    if ctx.json:
+        data = stats.to_dict()
+        data["tracker_path"] = config.tracker.path
+        ctx.emit_json(data)
+        return EXIT_OK
+    window = "all time" if stats.since is None else f"since {_when(stats.since)} UTC"
+    if stats.requests == 0:
+        ctx.out.print(Text(f"No requests tracked ({window}) in {config.tracker.path}."))
+        return EXIT_OK
+    ctx.out.print(
+        _kv_table(
+            f"Requests ({window}, tracker {config.tracker.path})",
+            [
+                ("requests", f"{stats.requests} ({stats.ok} ok, {stats.errors} errors, {stats.cancelled} cancelled)"),
+                ("escalations", f"{stats.escalations} ({_pct(100 * stats.escalation_rate)})"),
+                ("tokens", f"{stats.input_tokens} in, {stats.output_tokens} out"),
+                ("cost", _usd(stats.cost_usd)),
+                (
+                    "latency",
+                    f"avg {_ms(stats.avg_latency_ms)}, p50 {_ms(stats.p50_latency_ms)}, "
+                    f"p95 {_ms(stats.p95_latency_ms)}",
+                ),
+            ],
+        )
+    )
+    cols = ["", "requests", "share", "errors", "escalations", "tokens", "cost", "avg latency"]
+    ctx.out.print(_table("By model", ["model", *cols[1:]], _group_rows(stats.by_model, stats.requests)))
+    ctx.out.print(_table("By routing layer", ["layer", *cols[1:]], _group_rows(stats.by_routing_layer, stats.requests)))
+    ctx.out.print(_table("By tier", ["tier", *cols[1:]], _group_rows(stats.by_tier, stats.requests)))
+    s = stats.savings
+    if s is not None:
+        saved = f": {s.savings_pct:.0f}% saved" if s.savings_pct is not None else ""
+        ctx.out.print(
+            Text(
+                f"Cost {_usd(s.actual_cost_usd)} vs {_usd(s.baseline_cost_usd)} all-{s.baseline_model}{saved}",
+                style="bold",
+            )
+        )
+    return EXIT_OK
+
+
+def _cmd_logs(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    path, config = _load_config(ctx)
+    if config.tracker.path is None:
+        raise _Exit(f"tracking is disabled in {path} (tracker.path is null): there are no logs")
+
+    async def go() -> Any:
+        async with Router(config) as router:
+            return await router.logs(
+                last_n=ctx.args.n, model=ctx.args.model, since=ctx.args.since, status=ctx.args.status
+            )
+
+    records = _run(go)
+    if ctx.json:
+        ctx.emit_json([r.to_dict() for r in records])
+        return EXIT_OK
+    if not records:
+        ctx.out.print(Text(f"No requests tracked in {config.tracker.path}."))
+        return EXIT_OK
+    rows = [
+        [
+            _when(r.timestamp),
+            r.status if r.error_type is None else f"{r.status} {r.error_type}",
+            r.model or "-",
+            r.routing_layer,
+            r.tier,
+            f"{r.input_tokens}+{r.output_tokens}",
+            _usd(r.cost_usd),
+            _ms(r.latency_ms),
+            sum(1 for a in r.attempts if a.outcome in ("gate_failed", "error")),
+            " ".join(r.prompt_preview.split()),
+        ]
+        for r in records
+    ]
+    cols = ["time (UTC)", "status", "model", "layer", "tier", "tokens", "cost", "latency", "esc.", "prompt"]
+    table = _table(f"Last {len(records)} requests (newest first)", cols, rows, left=5, wrap=("prompt",))
+    ctx.out.print(table)
+    return EXIT_OK
+
+
+def _cmd_budget(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    _, config = _load_config(ctx)
+
+    async def go() -> Any:
+        # Opening the router loads the backend: sqlite rebuilds today's spend from the tracker, redis connects.
+        async with Router(config) as router:
+            if config.budget.backend == "redis":
+                return await router.budget.refresh()
+            return router.budget.status()
+
+    status = _run(go)
+    backend = config.budget.backend
+    if ctx.json:
+        data = dataclasses.asdict(status)
+        data["backend"] = backend
+        ctx.emit_json(data)
+        return EXIT_OK
+    rows: list[tuple[str, object]] = [
+        ("day", f"{status.day} ({status.timezone})"),
+        ("limit", _usd(status.limit) if status.limit is not None else "no cap (budget.daily_limit_usd is null)"),
+        ("spent", _usd(status.spent) + (f" ({100 * status.fraction:.1f}%)" if status.limit is not None else "")),
+        ("reserved", _usd(status.reserved)),
+        ("remaining", _usd(status.remaining)),
+        ("state", status.state),
+        ("backend", backend),
+    ]
+    ctx.out.print(_kv_table("Daily budget", rows))
+    if backend == "memory":
+        ctx.note("backend memory: this process has spent nothing; use backend sqlite or redis to see the day's spend")
+    return EXIT_OK
+
+
+def _cmd_breakers(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    _, config = _load_config(ctx)
+
+    async def go() -> Any:
+        async with Router(config) as router:
+            return router.breakers.status()
+
+    status = _run(go)
+    if ctx.json:
+        ctx.emit_json({name: dataclasses.asdict(s) for name, s in status.items()})
+        return EXIT_OK
+    if not status:
+        ctx.out.print(Text("Circuit breakers are disabled (breakers.enabled: false)."))
+        return EXIT_OK
+    rows = [
+        [
+            s.name,
+            s.kind,
+            s.state,
+            f"{s.fail_count}/{s.fail_max}",
+            f"{s.reset_timeout:g} s",
+            "-" if s.retry_in is None else f"{s.retry_in:.1f} s",
+            ", ".join(s.models),
+        ]
+        for s in status.values()
+    ]
+    table = _table(
+        "Circuit breakers",
+        ["name", "kind", "state", "failures", "reset", "retry in", "models"],
+        rows,
+        left=3,
+        wrap=("name", "models"),
+    )
+    ctx.out.print(table)
+    if not config.breakers.shared:
+        ctx.note("breaker state lives in each process (breakers.shared: false): a new process starts closed")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------ serve, bench
+
+
+def _cmd_serve(ctx: _Ctx) -> int:
+    path, config = _load_config(ctx)
+    try:
+        server = importlib.import_module("asyncrouter.server")
+        serve = server.serve
+    except (ImportError, AttributeError) as exc:
+        raise _Exit(f"the HTTP server is not available in this installation ({exc})") from None
+    host, port = ctx.args.host, ctx.args.port
+
+    def on_ready(*info: object) -> None:
+        url = next((str(i) for i in info if isinstance(i, str) and i.startswith("http")), f"http://{host}:{port}")
+        ctx.note(
+            f"asyncrouter serving {path} on {url} (OpenAI-compatible: {url.rstrip('/')}/v1); Ctrl-C stops", style="bold"
+        )
+
+    async def go() -> None:
+        await serve(config, host=host, port=port, on_ready=on_ready)
+
+    _run(go)
+    return EXIT_OK
+
+
+def _cmd_bench(ctx: _Ctx) -> int:
+    root = Path.cwd()
+    entry = root / "benchmarks" / "__main__.py"
+    if not entry.is_file():
+        raise _Exit(f"the benchmark suite is not here ({entry} not found): run from the asyncrouter source checkout")
+    for name in [n for n in sys.modules if n == "benchmarks" or n.startswith("benchmarks.")]:
+        origin = getattr(sys.modules[name], "__file__", None) or ""
+        if not Path(origin).resolve().is_relative_to(root.resolve()):
+            del sys.modules[name]  # a different "benchmarks" package was imported before: use this checkout's
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module = importlib.import_module("benchmarks.__main__")
+    argv: list[str] = []
+    if ctx.args.quick:
+        argv.append("--quick")
+    if ctx.args.json_out:
+        argv += ["--json", ctx.args.json_out]
+    argv += list(ctx.args.rest)
+    code = module.main(argv)
+    return int(code or 0)
+
+
+# ------------------------------------------------------------------------------------------------- demo
+
+
+def _cmd_demo(ctx: _Ctx) -> int:
+    from ._demo import run_demo
+
+    args = ctx.args
+    if not ctx.json:
+        budget = f"daily budget {_usd(args.budget)}" if args.budget is not None else "no budget cap"
+        ctx.out.print(
+            Text(
+                f"asyncrouter demo: {args.prompts} mixed prompts through a fake fleet on 127.0.0.1 "
+                f"(fake-cheap, fake-medium, fake-strong; speed {args.speed:g}, seed {args.seed}), cascade on, "
+                f"{budget}. No API keys.",
+                style="bold",
+            )
+        )
+
+    async def go() -> Any:
+        with ctx.progress("routing", args.prompts) as progress:
+            task = progress.add_task("routing", total=args.prompts)
+            return await run_demo(
+                prompts=args.prompts,
+                seed=args.seed,
+                speed=args.speed,
+                budget_usd=args.budget,
+                concurrency=args.concurrency,
+                on_progress=lambda done, total: progress.update(task, completed=done),
+            )
+
+    result = _run(go)
+    if ctx.json:
+        ctx.emit_json(result.to_dict())
+        return EXIT_OK
+    _render_demo(ctx, result)
+    return EXIT_OK
+
+
+def _counter_rows(counts: Mapping[str, int], total: int) -> list[list[object]]:
+    return [[k, v, _pct(100 * v / total if total else None)] for k, v in counts.items()]
+
+
+def _render_demo(ctx: _Ctx, r: Any) -> None:
+    from rich.columns import Columns
+
+    out = ctx.out
+    rows: list[list[object]] = [[m.model, m.requests, _pct(100 * m.share), m.calls, _usd(m.cost_usd)] for m in r.models]
+    rows.append(["total", r.ok, "", sum(m.calls for m in r.models), _usd(sum(m.cost_usd for m in r.models))])
+    out.print(_table("Where the prompts went", ["model", "replies", "share", "calls", "cost"], rows))
+    out.print(
+        Columns(
+            [
+                _table("Routing layers", ["layer", "n", "share"], _counter_rows(r.layers, r.ok)),
+                _table("Tiers", ["tier", "n", "share"], _counter_rows(r.tiers, r.ok)),
+                _table("Tasks", ["task", "n", "share"], _counter_rows(r.tasks, r.ok)),
+                _table("Languages", ["lang", "n", "share"], _counter_rows(r.languages, r.prompts)),
+            ]
+        )
+    )
+    share = _pct(100 * r.escalated / r.ok if r.ok else None)
+    out.print(
+        Text(f"Escalations: {r.escalated} of {r.ok} replies ({share}) left at least one model first", style="bold")
+    )
+    if r.escalation_reasons:
+        out.print(
+            _table("Why a model was left", ["reason", "times"], [[k, v] for k, v in r.escalation_reasons.items()])
+        )
+    if r.skips:
+        out.print(Text("Skipped without a call: " + ", ".join(f"{k} {v}" for k, v in r.skips.items())))
+    if r.quality_failed:
+        out.print(
+            Text(f"Every model failed the gates for {r.quality_failed} prompt(s): the best reply was returned, marked")
+        )
+    if r.failed:
+        out.print(
+            Text(
+                f"Failed requests: {r.failed} (" + ", ".join(f"{k} {v}" for k, v in r.errors.items()) + ")", style="red"
+            )
+        )
+    else:
+        out.print(Text("Failed requests: none"))
+    if r.breaker_events:
+        out.print(
+            _table(
+                "Breaker events",
+                ["breaker", "kind", "transition", "why"],
+                [[e.name, e.kind, f"{e.old_state} -> {e.new_state}", e.reason] for e in r.breaker_events],
+                left=3,
+                wrap=("why",),
+            )
+        )
+    else:
+        out.print(Text("Breaker events: none (every breaker stayed closed)"))
+    b = r.budget
+    budget = f"Budget: {b.state}, spent {_usd(b.spent)}"
+    if b.limit is not None:
+        budget += f" of {_usd(b.limit)} ({100 * b.fraction:.0f}%)"
+    if r.budget_events:
+        budget += "; " + ", ".join(f"{e.previous} -> {e.state} at {_usd(e.status.spent)}" for e in r.budget_events)
+    out.print(Text(budget))
+    out.print(
+        Text(
+            f"Latency: p50 {_ms(r.p50_latency_ms)}, p95 {_ms(r.p95_latency_ms)}; "
+            f"{r.prompts} prompts in {r.elapsed_s:.1f} s ({r.concurrency} at a time)"
+        )
+    )
+    out.print(Text(r.headline(), style="bold green"))
+
+
+# ----------------------------------------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asyncrouter",
+        description="Route each LLM prompt to the right model. `asyncrouter demo` runs with no API keys.",
+        epilog=f"The config is --config FILE, else ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_FILE}. "
+        "Exit codes: 0 ok, 1 a failed request, 2 bad usage or config.",
+    )
+    parser.add_argument("--version", action="version", version=f"asyncrouter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config", metavar="FILE", help=f"config file (default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG_FILE})"
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout, nothing else")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", default="auto", help="auto (default), a profile (eco, premium, ...) or a model alias")
+
+    def add(
+        name: str, handler: Callable[[_Ctx], int], help_: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, parents=list(parents))
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("init", _cmd_init, "write a commented starter config", as_json)
+    p.add_argument("--provider", choices=PROVIDERS, default="openai", help="whose models to use (default: openai)")
+    p.add_argument(
+        "--path",
+        "--config",
+        dest="path",
+        default=DEFAULT_CONFIG_FILE,
+        help=f"where to write it (default: {DEFAULT_CONFIG_FILE})",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    p = add("route", _cmd_route, "route one prompt and print the reply", config, model, as_json)
+    p.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
+    p.add_argument("--max-tokens", type=_positive_int, help="output token cap")
+    p.add_argument("--temperature", type=_non_negative_float, help="sampling temperature")
+    p.add_argument("--stream", action="store_true", help="print the reply as it arrives")
+
+    p = add("classify", _cmd_classify, "show the routing decision (no model is called)", config, model, as_json)
+    p.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
+    p.add_argument("--max-tokens", type=_positive_int, help="output token cap (changes the cost estimate)")
+
+    p = add("eval", _cmd_eval, "measure the classifier on a labelled data set (no config needed)", config, as_json)
+    p.add_argument("--data", required=True, metavar="FILE", help="labelled examples (.yaml or .jsonl)")
+    p.add_argument("--split", help="only examples of this split (e.g. test)")
+    p.add_argument("--max-errors", type=int, default=20, help="misclassified prompts to list (default: 20)")
+
+    p = add("batch", _cmd_batch, "route a JSONL or text file to JSONL (resumable)", config, model)
+    p.add_argument(
+        "file", help="JSONL (objects with prompt or messages, optional id and params) or one prompt per line"
+    )
+    p.add_argument("--out", metavar="OUT", help="output JSONL; reruns skip the lines already in it (default: stdout)")
+    p.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CLI_CONCURRENCY, help="requests in flight")
+    p.add_argument("--max-tokens", type=_positive_int, help="output token cap for items that set none")
+    p.add_argument("--retry-errors", action="store_true", help="on a rerun, route the failed lines again")
+
+    p = add("stats", _cmd_stats, "totals, per-model breakdown and savings from the tracker", config, as_json)
+    p.add_argument("--since", type=parse_since, help="a window ending now (24h, 7d) or an ISO date/time")
+    p.add_argument("--until", type=parse_since, help="end of the window (ISO date/time, or a duration ago)")
+    p.add_argument("--baseline", help="the model to compare costs with (default: the most expensive)")
+
+    p = add("logs", _cmd_logs, "the newest tracked requests", config, as_json)
+    p.add_argument("-n", "--last", dest="n", type=_positive_int, default=DEFAULT_LOGS, help="how many (default: 20)")
+    p.add_argument("--model", help="only requests this model answered")
+    p.add_argument("--status", choices=("ok", "error", "cancelled"), help="only requests with this status")
+    p.add_argument("--since", type=parse_since, help="a window ending now (24h, 7d) or an ISO date/time")
+
+    add("budget", _cmd_budget, "today's spend against the daily cap", config, as_json)
+    add("breakers", _cmd_breakers, "the circuit breakers", config, as_json)
+
+    p = add("serve", _cmd_serve, "serve the OpenAI-compatible HTTP API", config)
+    p.add_argument("--host", default=DEFAULT_SERVE_HOST, help="interface (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=DEFAULT_SERVE_PORT, help="port (default: %(default)s)")
+
+    p = add("bench", _cmd_bench, "run the benchmark suite (from a source checkout)", config)
+    p.add_argument("--quick", action="store_true", help="a short run")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the results as JSON to OUT")
+    p.epilog = "Any other option (--only NAME, --markdown OUT, ...) is passed on to `python -m benchmarks`."
+
+    p = add("demo", _cmd_demo, "the main job with no keys: a fake fleet, a mixed batch, where it went", config, as_json)
+    p.add_argument("--prompts", type=_positive_int, default=None, help="how many prompts (default: 300)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the prompt mix and the fleet")
+    p.add_argument("--speed", type=_non_negative_float, default=1.0, help="latency multiplier: 1 realistic, 0 instant")
+    p.add_argument("--budget", type=_non_negative_float, default=None, help="daily cap in USD (default: 1)")
+    p.add_argument("--concurrency", type=_positive_int, default=None, help="requests in flight (default: 16)")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+@contextlib.contextmanager
+def _log_to(console: Console) -> Iterator[None]:
+    """Show the library's warnings (breaker opened, budget warn...) on stderr, above any progress bar."""
+    logger = logging.getLogger("asyncrouter")
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False, rich_tracebacks=False)
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # A file or a pipe has no width: rich would assume 80 columns and fold tables and long lines early.
+        console.width = DEFAULT_PIPE_WIDTH
+    return console
+
+
+def _fail(ctx: _Ctx, message: str, code: int) -> int:
+    if ctx.json and code == EXIT_FAILED:
+        # scripts get the failure as JSON on stdout too, so they never have to parse stderr
+        ctx.emit_json({"error": {"message": message}})
+    ctx.err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``asyncrouter`` command line.
+
+    Args:
+        argv: the arguments, without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 success, 1 a failed request, 2 bad usage or configuration.
+
+    .. versionadded:: 0.1
+    """
+    parser = _parser()
+    try:
+        args, rest = parser.parse_known_args(argv)
+        if rest and args.command != "bench":  # only bench passes unknown options on (to the suite)
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.rest = rest
+    except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    _fill_demo_defaults(args)
+    ctx = _Ctx(args=args, out=_console(stderr=False), err=_console(stderr=True))
+    with _log_to(ctx.err):
+        try:
+            handler: Callable[[_Ctx], int] = args.handler
+            return handler(ctx)
+        except _Exit as exc:
+            return _fail(ctx, redact(str(exc), _secrets(ctx.config)), exc.code)
+        except ConfigError as exc:  # e.g. an unknown --model: bad usage, not a failed request
+            return _fail(ctx, redact(str(exc), _secrets(ctx.config)), EXIT_USAGE)
+        except RouterError as exc:
+            return _fail(ctx, f"{type(exc).__name__}: {redact(str(exc), _secrets(ctx.config))}", EXIT_FAILED)
+        except KeyboardInterrupt:
+            ctx.err.print(Text("interrupted", style="bold red"))
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`asyncrouter logs --json | head`): stop quietly, as Unix tools do, and keep
+            # Python from complaining again when it flushes stdout at exit.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILED
+
+
+def _fill_demo_defaults(args: argparse.Namespace) -> None:
+    # The demo's defaults live in _demo.py; it is imported only when the demo runs (it pulls in the fake fleet).
+    if args.command != "demo":
+        return
+    from ._demo import DEFAULT_DEMO_BUDGET_USD, DEFAULT_DEMO_CONCURRENCY, DEFAULT_DEMO_PROMPTS, DEFAULT_DEMO_SEED
+
+    if args.prompts is None:
+        args.prompts = DEFAULT_DEMO_PROMPTS
+    if args.seed is None:
+        args.seed = DEFAULT_DEMO_SEED
+    if args.budget is None:
+        args.budget = DEFAULT_DEMO_BUDGET_USD
+    if args.concurrency is None:
+        args.concurrency = DEFAULT_DEMO_CONCURRENCY

@@ -1,0 +1,36 @@
+"""An OpenAI-compatible HTTP server in front of a :class:`~asyncrouter.Router` (aiohttp.web).
+
+Point any OpenAI client at it and let the router pick the model::
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url="http://127.0.0.1:8080/v1", api_key="...")   # the key in ASYNCROUTER_API_KEY
+    r = client.chat.completions.with_raw_response.create(model="auto", messages=[...])
+    r.headers["X-AsyncRouter-Model"]     # the alias that answered; also -Provider, -Routing-Layer, -Cost-USD, ...
+
+Run it with ``asyncrouter serve --config asyncrouter.yaml`` or ``await serve(router)``; embed it in your own
+aiohttp service with :func:`create_app`.
+
+``model`` takes ``"auto"``, a profile (``eco``, ``premium``, ``free``, ``agentic`` or the config's), a model
+alias (pinned), the same behind a ``smart/`` or ``asyncrouter/`` prefix (``smart/auto``), or a provider model
+id that names exactly one configured model. Non-streamed replies carry the routing metadata in
+``X-AsyncRouter-*`` headers; streamed ones carry it in the final chunk's ``x_asyncrouter`` object (the router
+settles the model, cost and escalations only as the stream ends). Errors use OpenAI's error shape and status
+codes (see :mod:`asyncrouter.server._errors` for the table).
+
+.. versionadded:: 0.1
+"""
+
+from ._app import DEFAULT_MAX_BODY_BYTES, ROUTER_KEY, create_app
+from ._serve import DEFAULT_API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SHUTDOWN_TIMEOUT, serve
+
+__all__ = [
+    "DEFAULT_API_KEY_ENV",
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PORT",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "ROUTER_KEY",
+    "create_app",
+    "serve",
+]

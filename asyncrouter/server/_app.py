@@ -1,0 +1,307 @@
+"""The aiohttp.web application: an OpenAI-compatible front for a :class:`~asyncrouter.Router`.
+
+Routes::
+
+    POST /v1/chat/completions    Chat Completions, streamed (SSE) or not
+    GET  /v1/models              auto, the profiles and the model aliases (OpenAI's list format)
+    GET  /v1/models/{model}      one of those
+    GET  /healthz                status, plus breaker and budget summaries for authorised callers
+
+The handlers do the least work they can per request: the accepted model names, the model listing and the
+secrets to scrub are computed once in :func:`create_app`; a reply is one :func:`json.dumps`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+from aiohttp import web
+
+from .._engine import Router
+from .._exceptions import CircuitOpen, RouterError
+from ._errors import ApiError, api_error_from
+from ._wire import (
+    ChatCall,
+    ChunkEncoder,
+    ModelTable,
+    completion_body,
+    ignored_header,
+    meta_headers,
+    parse_chat,
+)
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ROUTER_KEY", "create_app"]
+
+logger = logging.getLogger("asyncrouter.server")
+
+#: Largest request body accepted (413 above it). Chat requests are small; images sent inline are not.
+DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+#: The router an application serves: ``app[ROUTER_KEY]``.
+ROUTER_KEY: Final = web.AppKey("asyncrouter.router", Router)
+
+_JSON: Final = "application/json"
+_SSE_HEADERS: Final = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # reverse proxies (nginx) would otherwise buffer the stream
+}
+_HTTP_CODES: Final = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def _error_response(error: ApiError) -> web.Response:
+    return web.Response(status=error.status, body=error.body(), headers={**error.headers, "Content-Type": _JSON})
+
+
+class _Server:
+    """The handlers of one application, bound to its router and settings."""
+
+    def __init__(
+        self, router: Router, *, api_key: str | None, max_body_bytes: int, passthrough_fields: Iterable[str]
+    ) -> None:
+        self.router = router
+        self.closing = False
+        self._key = api_key.encode() if api_key else None
+        self._max_body = max_body_bytes
+        self._passthrough = frozenset(passthrough_fields)
+        self._models = ModelTable(router.config)
+        secrets = [k for m in router.config.models for k in m.key_values()]
+        if api_key:
+            secrets.append(api_key)
+        self._secrets = tuple(secrets)
+        created = int(router.clock.time())
+        listing = self._models.listing(created=created)
+        self._listing_body = json.dumps(listing).encode()
+        self._model_entries: dict[str, dict[str, Any]] = {m["id"]: m for m in listing["data"]}
+        self._model_bodies = {name: json.dumps(m).encode() for name, m in self._model_entries.items()}
+
+    # -- shared ---------------------------------------------------------------------------------------------
+
+    def authorized(self, request: web.Request) -> bool:
+        if self._key is None:
+            return True
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest: the time taken does not depend on how much of the key a guess got right
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key)
+
+    @staticmethod
+    def unauthorized() -> web.Response:
+        # never echo what the client sent: a near-miss key in a log or an error page is still a key
+        error = ApiError(
+            401,
+            "Incorrect or missing API key: send it as 'Authorization: Bearer <key>'.",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": 'Bearer realm="asyncrouter"'},
+        )
+        return _error_response(error)
+
+    def api_error(self, exc: BaseException) -> ApiError:
+        retry_in = None
+        if isinstance(exc, CircuitOpen):
+            waits = [s.retry_in for s in self.router.breakers.status().values() if s.retry_in is not None]
+            retry_in = min(waits) if waits else None
+        return api_error_from(exc, secrets=self._secrets, retry_in=retry_in)
+
+    async def read_json(self, request: web.Request) -> Any:
+        length = request.content_length
+        if length is not None and length > self._max_body:
+            raise _too_large(self._max_body)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _too_large(self._max_body) from None
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the request body is not valid JSON", code="invalid_json") from None
+
+    def created(self) -> int:
+        return int(self.router.clock.time())
+
+    # -- handlers -------------------------------------------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        if not self.authorized(request):
+            return self.unauthorized()
+        try:
+            call = parse_chat(await self.read_json(request), models=self._models, passthrough=self._passthrough)
+        except ApiError as error:
+            return _error_response(error)
+        if call.stream:
+            return await self._stream(request, call)
+        try:
+            response = await self.router.aroute(messages=call.messages, model=call.model, **call.params)
+        except RouterError as exc:
+            return _error_response(self.api_error(exc))
+        headers = meta_headers(response.meta)
+        headers["Content-Type"] = _JSON
+        if call.ignored:
+            headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+        body = completion_body(response, completion_id="chatcmpl-" + response.meta.request_id, created=self.created())
+        return web.Response(body=body, headers=headers)
+
+    async def _stream(self, request: web.Request, call: ChatCall) -> web.StreamResponse:
+        async with self.router.astream(messages=call.messages, model=call.model, **call.params) as stream:
+            # Wait for the first delta before sending anything: until then the router may still fall back to
+            # another model, and an error (budget, no model, every provider down) gets its proper HTTP status.
+            try:
+                first: str | None = await anext(stream)
+            except StopAsyncIteration:
+                first = None  # a reply without text (tool calls only)
+            except RouterError as exc:
+                return _error_response(self.api_error(exc))
+            headers = dict(_SSE_HEADERS)
+            if call.ignored:
+                headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+            # The chunks' model is the requested name until the final chunk, which names the alias that answered
+            # (the router does not say which model streams before the stream ends).
+            completion_id = "chatcmpl-" + uuid.uuid4().hex
+            enc = ChunkEncoder(completion_id=completion_id, created=self.created(), model=call.requested)
+            response = web.StreamResponse(headers=headers)
+            try:
+                await response.prepare(request)
+                await response.write(enc.role() + (enc.content(first) if first else b""))
+                async for delta in stream:
+                    await response.write(enc.content(delta))
+                final = stream.response
+                if final is None:  # pragma: no cover  (the router always ends a stream with its response)
+                    raise RouterError("the stream ended without a response")
+                tail = [enc.tool_calls(final.tool_calls)] if final.tool_calls else []
+                tail.append(enc.finish(final))
+                if call.include_usage:
+                    tail.append(enc.usage(final))
+                tail.append(ChunkEncoder.DONE)
+                await response.write(b"".join(tail))
+            except ConnectionError:
+                return response  # the client went away; leaving the block closes the router's stream
+            except Exception as exc:
+                if not isinstance(exc, RouterError):
+                    logger.exception("asyncrouter server: stream failed")
+                error = self.api_error(exc)
+                try:
+                    await response.write(enc.error(error))
+                except ConnectionError:
+                    return response
+        await response.write_eof()
+        return response
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        return web.Response(body=self._listing_body, headers={"Content-Type": _JSON})
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        name = request.match_info["model"]
+        body = self._model_bodies.get(name)
+        if body is None:
+            try:  # any accepted spelling ("smart/auto", a provider model id) describes what it resolves to
+                entry = dict(self._model_entries[self._models.resolve(name)], id=name)
+            except ApiError as error:
+                return _error_response(error)
+            body = json.dumps(entry).encode()
+        return web.Response(body=body, headers={"Content-Type": _JSON})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """``ok`` | ``degraded`` (a breaker open, budget past warn) with 200; ``unavailable`` | ``shutting_down``
+        with 503. Breaker and budget details only for callers that could call the API."""
+        router = self.router
+        budget = router.budget.status()
+        blocked = router.breakers.snapshot()
+        total = len(router.config.models)
+        exhausted = budget.state == "exhausted" and router.config.budget.on_exhausted == "reject"
+        if self.closing:
+            status = "shutting_down"
+        elif len(blocked) >= total or exhausted:
+            status = "unavailable"
+        elif blocked or budget.state != "normal":
+            status = "degraded"
+        else:
+            status = "ok"
+        body: dict[str, Any] = {"status": status}
+        if self.authorized(request):
+            body["models"] = {"total": total, "available": total - len(blocked), "blocked": dict(blocked)}
+            body["breakers"] = {name: s.state for name, s in router.breakers.status().items() if s.state != "closed"}
+            body["budget"] = {
+                "state": budget.state,
+                "spent_usd": budget.spent,
+                "reserved_usd": budget.reserved,
+                "remaining_usd": budget.remaining,
+                "limit_usd": budget.limit,
+                "day": budget.day,
+            }
+        code = 503 if status in ("unavailable", "shutting_down") else 200
+        return web.Response(status=code, body=json.dumps(body).encode(), headers={"Content-Type": _JSON})
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the request body is larger than {limit} bytes", code="request_too_large")
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own errors (404, 405, ...) and unexpected ones (500) in OpenAI's error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error_response(ApiError(exc.status, exc.reason, code=_HTTP_CODES.get(exc.status)))
+    except Exception:
+        logger.exception("asyncrouter server: unhandled error on %s %s", request.method, request.path)
+        return _error_response(ApiError(500, "internal server error", type="server_error", code="internal_error"))
+
+
+def create_app(
+    router: Router,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    passthrough_fields: Iterable[str] = (),
+) -> web.Application:
+    """Build the OpenAI-compatible aiohttp application for *router*.
+
+    The application does not open or close the router: do that around it (:func:`serve` does), e.g. with
+    ``async with router:`` or in a ``cleanup_ctx``. Requests arriving while it is closed get a 503.
+
+    Args:
+        router: the router that answers every request.
+        api_key: the bearer key clients must send (``Authorization: Bearer <key>``); ``None`` or ``""``
+            disables authentication. It is never logged or echoed.
+        max_body_bytes: the largest request body accepted; larger ones get a 413 ``request_too_large``.
+        passthrough_fields: request fields, beyond the ones the router understands, to forward to the provider
+            unchanged (as ``extra_body``), e.g. ``("frequency_penalty", "presence_penalty")`` when every
+            configured model accepts them. Other unknown fields are ignored and named in the reply's
+            ``X-AsyncRouter-Ignored-Params`` header.
+
+    Returns:
+        The application; ``app[ROUTER_KEY]`` is the router.
+
+    .. versionadded:: 0.1
+    """
+    if max_body_bytes <= 0:
+        raise ValueError("max_body_bytes must be positive")
+    server = _Server(router, api_key=api_key, max_body_bytes=max_body_bytes, passthrough_fields=passthrough_fields)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_json_errors])
+    app[ROUTER_KEY] = router
+    app[_SERVER_KEY] = server
+    app.router.add_post("/v1/chat/completions", server.chat_completions)
+    app.router.add_get("/v1/models", server.list_models)
+    app.router.add_get("/v1/models/{model:.+}", server.get_model)
+    app.router.add_get("/healthz", server.healthz)
+    return app
+
+
+_SERVER_KEY: Final = web.AppKey("asyncrouter.server", _Server)
+
+
+def mark_closing(app: web.Application) -> None:
+    """Make ``/healthz`` answer 503 ``shutting_down`` (load balancers stop sending) while the server drains."""
+    app[_SERVER_KEY].closing = True

@@ -1,0 +1,229 @@
+"""Server throughput: requests/s of the OpenAI-compatible server, driven from another process.
+
+Usage::
+
+    python benchmarks/bench_server.py [--quick] [--json OUT]
+
+Three processes on loopback: the fake fleet (:func:`benchmarks._common.steady_fleet`), the server
+(``asyncrouter.server.serve(config, host="127.0.0.1", port=0)``, as ``asyncrouter serve`` runs it: a Router
+over the fleet with tracking on, in a temporary SQLite file, and a bearer key), and this process, the load
+generator: one :class:`aiohttp.ClientSession` and C workers POSTing ``/v1/chat/completions`` with
+``model: "auto"`` until N requests are done. Every non-200 reply, transport error or body without
+``choices`` counts as an error.
+
+The same load generator also drives the fake fleet directly: that rate is the ceiling of this machine for the
+same requests, so the server's rate is reported against it too. Target: at least 1,000 requests/s with zero
+errors. When ``asyncrouter.server`` has no ``serve`` yet, the benchmark is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import anyio
+
+if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import (
+    PROMPTS,
+    READY_PREFIX,
+    ChildProcess,
+    FleetProcess,
+    Result,
+    environment,
+    figure,
+    format_result,
+    make_result,
+    p50_p99_us,
+    prepare_timing,
+    timed,
+    write_json,
+)
+
+NAME: Final = "server"
+TARGET_RPS: Final = 1_000.0
+#: the environment variable the server child reads its bearer key from
+KEY_ENV: Final = "ASYNCROUTER_BENCH_SERVER_KEY"
+DEFAULT_REQUESTS: Final = 20_000
+DEFAULT_WARMUP: Final = 500
+QUICK_REQUESTS: Final = 600
+QUICK_WARMUP: Final = 100
+CONCURRENCY: Final = 64
+
+
+def load_serve() -> Callable[..., Awaitable[None]] | str:
+    """``asyncrouter.server.serve``, or why it is not available (a reason to skip)."""
+    try:
+        module = importlib.import_module("asyncrouter.server")
+    except ImportError as exc:
+        return f"asyncrouter.server is not importable ({exc})"
+    serve = getattr(module, "serve", None)
+    if not callable(serve):
+        return "asyncrouter.server has no serve() yet"
+    return serve  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------------------------------- the server child
+
+
+async def _serve_router(config: dict[str, Any]) -> None:
+    serve = load_serve()
+    if isinstance(serve, str):
+        raise SystemExit(serve)
+
+    def ready(url: str) -> None:
+        print(READY_PREFIX + json.dumps({"url": url}), flush=True)
+
+    # serve() opens and closes the router and stops on SIGTERM (ChildProcess sends it)
+    await serve(config, host="127.0.0.1", port=0, api_key_env=KEY_ENV, on_ready=ready)
+
+
+# ------------------------------------------------------------------------------------------------- load generator
+
+
+async def _load(
+    url: str, body_for: Callable[[str], dict[str, Any]], headers: dict[str, str], *, n: int, concurrency: int
+) -> dict[str, Any]:
+    """N POSTs to *url* from *concurrency* workers; requests/s, latency percentiles and errors."""
+    source: Iterator[int] = iter(range(n))
+    latencies: list[int] = []
+    errors: dict[str, int] = {}
+    perf = time.perf_counter_ns
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for i in source:
+            body = body_for(PROMPTS[i % len(PROMPTS)])
+            t0 = perf()
+            try:
+                async with session.post(url, json=body, headers=headers) as resp:
+                    data = await resp.read()
+                    status = resp.status
+                if status != 200:
+                    kind = f"HTTP {status}"
+                elif "choices" not in json.loads(data):
+                    kind = "no choices"
+                else:
+                    kind = ""
+            except (aiohttp.ClientError, ValueError, TimeoutError) as exc:
+                kind = type(exc).__name__
+            latencies.append(perf() - t0)
+            if kind:
+                errors[kind] = errors.get(kind, 0) + 1
+
+    prepare_timing()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        with timed() as elapsed:
+            async with anyio.create_task_group() as tg:
+                for _ in range(concurrency):
+                    tg.start_soon(worker, session)
+        seconds = elapsed()
+    p50, p99 = p50_p99_us(latencies)
+    return {
+        "requests": n,
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(n / seconds, 1),
+        "p50_ms": round(p50 / 1000, 3),
+        "p99_ms": round(p99 / 1000, 3),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+    }
+
+
+async def _drive(server_url: str, key: str, fleet: FleetProcess, *, n: int, warmup: int) -> dict[str, Any]:
+    def server_body(prompt: str) -> dict[str, Any]:
+        return {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+
+    cheap = fleet.model_entry("fake-cheap")
+    fleet_headers = {"Authorization": f"Bearer {cheap['api_keys'][0]}"} if cheap.get("api_keys") else {}
+
+    def fleet_body(prompt: str) -> dict[str, Any]:
+        return {"model": cheap["model_id"], "messages": [{"role": "user", "content": prompt}]}
+
+    server_headers = {"Authorization": f"Bearer {key}"}
+    server_endpoint = f"{server_url}/v1/chat/completions"
+    fleet_endpoint = f"{cheap['base_url']}/chat/completions"
+    await _load(server_endpoint, server_body, server_headers, n=warmup, concurrency=CONCURRENCY)
+    await _load(fleet_endpoint, fleet_body, fleet_headers, n=warmup, concurrency=CONCURRENCY)
+    return {
+        "server": await _load(server_endpoint, server_body, server_headers, n=n, concurrency=CONCURRENCY),
+        "fleet direct": await _load(fleet_endpoint, fleet_body, fleet_headers, n=n, concurrency=CONCURRENCY),
+    }
+
+
+def run(quick: bool = False) -> Result:
+    """Measure the OpenAI-compatible server's throughput; see the module docstring.
+
+    Args:
+        quick: a few hundred requests (a smoke run).
+    """
+    n, warmup = (QUICK_REQUESTS, QUICK_WARMUP) if quick else (DEFAULT_REQUESTS, DEFAULT_WARMUP)
+    serve = load_serve()
+    if isinstance(serve, str):
+        return make_result(
+            NAME,
+            [],
+            [f"skipped: {serve}; rerun `python benchmarks/bench_server.py` once the server module lands"],
+            skipped=serve,
+        )
+    key = secrets.token_hex(16)
+    with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
+        config_path = os.path.join(tmp, "config.json")
+        Path(config_path).write_text(
+            json.dumps(fleet.config(tracker_path=os.path.join(tmp, "server.db"))), encoding="utf-8"
+        )
+        child = ["-m", "benchmarks.bench_server", "--serve-config", config_path]
+        with ChildProcess(child, env={KEY_ENV: key}) as server:
+            out = anyio.run(lambda: _drive(str(server.info["url"]), key, fleet, n=n, warmup=warmup))
+    s, f = out["server"], out["fleet direct"]
+    figures = [
+        figure("server requests/s (C=64)", s["requests_per_s"], "req/s", target=TARGET_RPS, op=">="),
+        figure("server errors", s["errors"], "count", target=0, op="<="),
+        figure("server latency p50", s["p50_ms"], "ms"),
+        figure("server latency p99", s["p99_ms"], "ms"),
+        figure("fake fleet direct requests/s (same load generator)", f["requests_per_s"], "req/s"),
+        figure("server / fleet direct", s["requests_per_s"] / f["requests_per_s"], "x"),
+    ]
+    notes = [
+        f"{n:,} requests after {warmup} warm-up, {CONCURRENCY} workers, one aiohttp session, load generator, "
+        f"server and fleet each in its own process ({os.cpu_count()} CPUs shared)",
+        "server: asyncrouter.server.serve(config) with a bearer key, Router tracking on (SQLite file)",
+    ]
+    if s["error_kinds"]:
+        notes.append(f"server errors by kind: {s['error_kinds']}")
+    result = make_result(NAME, figures, notes, details=out)
+    result["seconds"] = round(elapsed(), 2)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a few hundred requests (a smoke run)")
+    parser.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT")
+    parser.add_argument("--serve-config", metavar="CONFIG_JSON", help=argparse.SUPPRESS)  # the server child
+    args = parser.parse_args(argv)
+    if args.serve_config:
+        asyncio.run(_serve_router(json.loads(Path(args.serve_config).read_text(encoding="utf-8"))))
+        return 0
+    result = run(quick=args.quick)
+    print(format_result(result))
+    if args.json:
+        write_json(args.json, {"environment": environment(), "results": [result]})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -46,7 +46,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ._exceptions import ConfigError
 from ._tokens import estimate_messages_tokens, estimate_tokens, message_text
@@ -69,6 +69,8 @@ DEFAULT_SIMPLE_THRESHOLD: Final = 0.35
 DEFAULT_COMPLEX_THRESHOLD: Final = 0.65
 #: Prompts longer than this many characters are scanned for phrases and structure in head + tail only.
 DEFAULT_REGION_CHARS: Final = 1000
+#: Prompts longer than this many characters are looked up for keywords in head + tail only.
+DEFAULT_SCAN_CHARS: Final = 4000
 
 # Dimension indices. Keyword dimensions first (their names are what extra_keywords accepts).
 _REASONING, _CODE, _MULTI_STEP, _TECHNICAL, _CREATIVE, _CONSTRAINT, _AGENTIC, _IMPERATIVE = range(8)
@@ -450,8 +452,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "|是哪|哪一年|叫什么|什么时候|多大|多远|几个|几岁",
         "ja": "何ですか|とは|誰|どこ|いつ|いくら|どのくらい|こんにちは|ありがとう|首都"
         "|何年|何という|何人|何個|何メートル",
-        "ko": "무엇|뭐예요|누구|어디|언제|얼마|몇|안녕하세요|수도는|만들었나요"
-        "|몇 년|누가|무엇인가요|뭐야|몇 개|몇 명",
+        "ko": "무엇|뭐예요|누구|어디|언제|얼마|몇|안녕하세요|수도는|만들었나요|몇 년|누가|무엇인가요|뭐야|몇 개|몇 명",
         "ru": "что такое|кто|где|когда|сколько|какая|какой|какое|столица|привет|спасибо"
         "|как называется|как зовут|в каком году|как переводится|как будет",
         "de": "was ist|wer|wo|wann|wie viel|wie viele|wie hoch|welche|welcher|hauptstadt|hallo|danke"
@@ -462,10 +463,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "|o que significa|como se chama|em que ano|qual é",
         "fr": "qu'est-ce|qui a|où|quand|combien|quel|quelle|capitale|bonjour|merci"
         "|que veut dire|que signifie|comment s'appelle|en quelle année|quel est|quelle est",
-        "hi": "क्या है|कौन|कहाँ|कब|कितना|कितने|कितनी|राजधानी|नमस्ते|धन्यवाद|किसने"
-        "|कौन सा|कौन सी|किस साल|क्या मतलब|का अर्थ",
-        "ar": "ما هي|ما هو|من هو|أين|متى|كم|عاصمة|مرحبا|شكرا"
-        "|ما معنى|في أي عام|كم عدد|ما اسم",
+        "hi": "क्या है|कौन|कहाँ|कब|कितना|कितने|कितनी|राजधानी|नमस्ते|धन्यवाद|किसने|कौन सा|कौन सी|किस साल|क्या मतलब|का अर्थ",
+        "ar": "ما هي|ما هو|من هو|أين|متى|كم|عاصمة|مرحبا|شكرا|ما معنى|في أي عام|كم عدد|ما اسم",
     },
     "negation": {
         "en": "not|without|except|never|no|none|neither|nor|avoid|don't|doesn't|isn't",
@@ -514,8 +513,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "analyser|évalue|évaluer|conséquences|impact|argumentée|recommande|meilleur|mieux"
         "|compar*|différenc*|avantage*|inconvénient*|analys*|évalu*|vaut-il mieux|faut-il|devrais-je|"
         "pour et contre",
-        "hi": "तुलना:1.5|अंतर|फायदे|नुकसान|विश्लेषण:1.5|मूल्यांकन|प्रभाव|सिफ़ारिश|कारणों|बेहतर"
-        "|फ़ायदे|लाभ और हानि|क्या चुनें",
+        "hi": "तुलना:1.5|अंतर|फायदे|नुकसान|विश्लेषण:1.5|मूल्यांकन|प्रभाव|सिफ़ारिश|कारणों|बेहतर|फ़ायदे|लाभ और हानि|क्या चुनें",
         "ar": "قارن:1.5|مقارنة|الفرق|مزايا|المزايا|عيوب|العيوب|حلل:1.5|تحليل|قيم|تقييم|آثار|تأثير|توصية|أفضل"
         "|أيهما|الأفضل|إيجابيات|سلبيات|هل يجب|هل ينبغي",
     },
@@ -525,8 +523,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "|what happens when|what happens if|what makes|how exactly|why's|whys",
         "zh": "为什么|为何|原因|原理|解释|怎么回事"
         "|为啥|怎么会|是如何|是怎么|如何工作|怎么工作|如何运作|工作原理|如何形成|怎么形成|如何产生|怎么产生|怎么来的|为什么会|讲解|阐述|说明一下|解释一下|什么原因",
-        "ja": "なぜ|どうして|理由|仕組み|原理|説明"
-        "|どのように|どうやって|どういう仕組み|のはなぜ|はなぜ|理由を",
+        "ja": "なぜ|どうして|理由|仕組み|原理|説明|どのように|どうやって|どういう仕組み|のはなぜ|はなぜ|理由を",
         "ko": "왜|이유|원리|어떻게 작동|설명"
         "|어떻게 작동|어떻게 작용|어떻게 만들어지|어떻게 생기|어떻게 생겨|어떻게 일어나|어떻게 형성|어떻게 움직|어떻게 변하|이유가|이유는",
         "ru": "почему|зачем|как работает|объясни|объясните"
@@ -543,8 +540,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "fr": "pourquoi|comment fonctionne|explique|expliquer|raison"
         "|comment fonctionne*|comment marche*|comment se form*|comment se produi*|"
         "d'où vient|qu'est-ce qui|expliqu*",
-        "hi": "क्यों|कैसे काम|कारण|समझाइए|समझाओ"
-        "|कैसे बनत*|कैसे होत*|कैसे काम*|कैसे पैदा*|कैसे चलत*|समझाएं|समझाएँ",
+        "hi": "क्यों|कैसे काम|कारण|समझाइए|समझाओ|कैसे बनत*|कैसे होत*|कैसे काम*|कैसे पैदा*|कैसे चलत*|समझाएं|समझाएँ",
         "ar": "لماذا|كيف يعمل|سبب|أسباب|اشرح|فسر"
         "|لم|~كيف ي:0.8|~كيف ت:0.8|كيف يتم|كيف تتم|ما سبب|ما أسباب|ما الذي يجعل|اشرح لي|~يشرح",
     },
@@ -622,22 +618,15 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
     "summarisation": {
         "en": "summarise|summarize|summary|summarising|summarizing|tl;dr|tldr|key points|main points|recap|"
         "condense|shorten|gist|synopsis|sum up|executive summary",
-        "zh": "总结|概括|摘要|要点"
-        "|整理出|归纳|提炼|概述",
-        "ja": "要約|まとめて|要点"
-        "|まとめ|整理して",
-        "ko": "요약"
-        "|정리해:0.5|요점",
+        "zh": "总结|概括|摘要|要点|整理出|归纳|提炼|概述",
+        "ja": "要約|まとめて|要点|まとめ|整理して",
+        "ko": "요약|정리해:0.5|요점",
         "ru": "перескажи|резюме|резюмируй|кратко изложи|основные мысли|суммируй"
         "|кратко перескажи|перескажи|выдели главное",
-        "de": "fasse|zusammen|zusammenfassung|zusammenfassen"
-        "|fasse zusammen|kernpunkte",
-        "es": "resume|resumen|resumir"
-        "|puntos clave|sintetiza",
-        "pt": "resuma|resumo|resumir"
-        "|pontos principais|sintetize",
-        "fr": "résume|résumé|résumer"
-        "|points clés|synthèse|synthétise",
+        "de": "fasse|zusammen|zusammenfassung|zusammenfassen|fasse zusammen|kernpunkte",
+        "es": "resume|resumen|resumir|puntos clave|sintetiza",
+        "pt": "resuma|resumo|resumir|pontos principais|sintetize",
+        "fr": "résume|résumé|résumer|points clés|synthèse|synthétise",
         "hi": "सारांश|संक्षेप",
         "ar": "لخص|تلخيص|ملخص",
     },
@@ -646,12 +635,9 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "full|in detail|elaborate|production-ready|end-to-end|from scratch|deep dive|holistic|rigorous|"
         "rigorously|several|multiple|from scratch"
         "|full-fledged|fully|all aspects|everything you know|a-z",
-        "zh": "详细|全面|深入|完整|系统地|严谨|严格"
-        "|深度|透彻|全方位|各个方面|完整的|详尽",
-        "ja": "詳しく|詳細|網羅|完全|包括的|徹底|厳密"
-        "|徹底的|網羅的|詳細に|本格的|ゼロから",
-        "ko": "자세히|상세히|상세|완벽한|깊이|전체|모두 포함|엄밀"
-        "|자세하게|구체적으로|깊이 있게|심층|종합적|처음부터",
+        "zh": "详细|全面|深入|完整|系统地|严谨|严格|深度|透彻|全方位|各个方面|完整的|详尽",
+        "ja": "詳しく|詳細|網羅|完全|包括的|徹底|厳密|徹底的|網羅的|詳細に|本格的|ゼロから",
+        "ko": "자세히|상세히|상세|완벽한|깊이|전체|모두 포함|엄밀|자세하게|구체적으로|깊이 있게|심층|종합적|처음부터",
         "ru": "подробно|подробный|подробную|развёрнутый|развернутый|полный|полноценную|детально|всесторонне|"
         "глубоко|строгим"
         "|подробн*|детальн*|развёрнут*|развернут*|полноценн*|полн*|всесторонн*|глубок*|исчерпывающ*|комплексн*|"
@@ -666,10 +652,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "|detalhad*|complet*|aprofundad*|profund*|minucios*|rigoros*|abrangente*|exaustiv*",
         "fr": "détaillé|détaillée|complet|complète|approfondi|en profondeur|exhaustif|rigoureusement"
         "|détaillé*|complets|complètes|approfondi*|profond*|exhausti*|rigoureu*|minutieu*",
-        "hi": "विस्तृत|विस्तार से|पूरी|गहराई से|संपूर्ण"
-        "|विस्तार|पूरा|पूर्ण|गहन|व्यापक",
-        "ar": "شامل|شاملًا|مفصل|مفصلًا|بالتفصيل|بعمق|متكاملة|كامل"
-        "|مفصلا|شاملا|معمق|كاملًا|كاملا",
+        "hi": "विस्तृत|विस्तार से|पूरी|गहराई से|संपूर्ण|विस्तार|पूरा|पूर्ण|गहन|व्यापक",
+        "ar": "شامل|شاملًا|مفصل|مفصلًا|بالتفصيل|بعمق|متكاملة|كامل|مفصلا|شاملا|معمق|كاملًا|كاملا",
     },
     "brevity": {
         "en": "briefly|brief|short:0.5|in one sentence|one word|quick|quickly|one-liner|one line|"
@@ -689,8 +673,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "en": "name|names|nickname|title|slogan|tagline|pun|one-liner|one-line|haiku|rhyme|rhymes with|a word|"
         "synonym|antonym|couplet|caption|hashtag|hashtags|command|one-sentence|single sentence|abbreviation|acronym|"
         "stand for|spell|plural|one-line joke|yes or no|true or false|version|joke",
-        "zh": "名字|起名|广告语|标语|口号|一句|命令"
-        "|写一句",
+        "zh": "名字|起名|广告语|标语|口号|一句|命令|写一句",
         "ja": "名前|キャッチコピー|俳句|一文|コマンド|一句",
         "ko": "이름|문구|한 줄|명령어|한 문장",
         "ru": "название|слоган|командой|команда|имя|одним словом",
@@ -740,8 +723,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "hi": "फ़ंक्शन|फंक्शन|प्रोग्राम|कौन से:0.6|कौन-कौन:0.6|विशेषताएं:0.7|प्रमुख:0.5|मुख्य:0.5|कविता|कहानी|पत्र|"
         "ईमेल|बताइए|के बारे में|इतिहास|संदेश|समझाइए|वर्णन|भाषण"
         "|गीत|चिट्ठी|लोरी|function",
-        "ar": "دالة|برنامج|أهم:0.5|خصائص:0.7|قصيدة|قصة|رسالة|حدثني|تاريخ|اشرح|مزايا|صف|خطاب"
-        "|~قصيد|أغنية|~تهويدة",
+        "ar": "دالة|برنامج|أهم:0.5|خصائص:0.7|قصيدة|قصة|رسالة|حدثني|تاريخ|اشرح|مزايا|صف|خطاب|~قصيد|أغنية|~تهويدة",
     },
     "large_artefact": {
         "en": "system:0.6|systems:0.6|application|platform|architecture|novel|novella|chapter|chapters|campaign|guide|"
@@ -751,8 +733,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "derive|outline|setting|campaign setting|plan:0.5|prove:2.5|proof:2.5|theorem:1.5|pitch|episode guide"
         "|acts:0.6|episodes:0.6|scenes:0.6|cantos|season:0.5|bible:0.6|treatment:0.6|"
         "itinerary:0.6|manual:0.6",
-        "zh": "系统|架构|小说|方案|攻略|指南|报告|平台|应用|策划|长篇|证明:2"
-        "|第一章|章节|三幕|大纲|世界观|完整的",
+        "zh": "系统|架构|小说|方案|攻略|指南|报告|平台|应用|策划|长篇|证明:2|第一章|章节|三幕|大纲|世界观|完整的",
         "ja": "システム|アーキテクチャ|長編|ガイド|レポート|報告書|設計|第一章|証明:2|ブランディング|一から|演劇|"
         "脚本:0.5"
         "|章ごと|世界観|企画|構成",
@@ -773,8 +754,7 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|"
         "présentation|démontre:2"
         "|chapitres|actes:0.6|épisodes:0.6|scènes:0.6|manuel:0.6|plan:0.5",
-        "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2"
-        "|अध्याय|अध्यायों|दृश्य|application|लेख:0.5|योजना",
+        "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2|अध्याय|अध्यायों|दृश्य|application|लेख:0.5|योजना",
         "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت أن:2|برهن:2|فصول|فصل:0.5"
         "|مشاهد|حلقات|منصة|خطة",
     },
@@ -867,6 +847,7 @@ _ENTRY_IS_WORD_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
 # ASCII fast path: every punctuation mark except the ones that live inside code words (c++, c#, snake_case)
 # becomes a space, then str.split does the rest; about 3x faster than a regex pass on long English prompts.
 _ASCII_SPLIT: Final = str.maketrans({c: " " for c in string.punctuation if c not in "+#_"})
+_ASCII_SPLIT_BYTES: Final = bytes(32 if chr(b) in string.punctuation and chr(b) not in "+#_" else b for b in range(256))
 # Scripts written without spaces between words: keywords match as substrings, length counts characters.
 _SUBSTRING_SCRIPT_RE: Final = re.compile(
     "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
@@ -892,6 +873,8 @@ _SCRIPT_LANG: Final = {1: "ja", 2: "ko", 3: "zh", 4: "ru", 5: "hi", 6: "ar", 8: 
 # class: sre then scans for candidate positions in C instead of entering the matcher at every position (an order
 # of magnitude on a paragraph). Identifier-led patterns therefore anchor on "(" or "." and look behind.
 _CODE_TRIGGER_RE: Final = re.compile(r"[{}()=<>`;|&]")
+# Any character that one of the structural regexes below needs; without one, _structure takes a short cut.
+_STRUCTURE_TRIGGER_RE: Final = re.compile(r"[{}()=<>`;|&~\d\n^]")
 _CODE_SYNTAX_RE: Final = re.compile(
     r"`[^`\n]{1,80}`|\{|\}|;[ \t]*(?:\n|$)|=>|->|::|==|!=|\+=|&&|\|\||<(?:/?[a-z][a-z0-9]*>)"
     r"|\.(?<=[a-z0-9_]\.)[a-z_][a-z0-9_]*\(|\((?<=[a-z0-9_]\()[a-z0-9_,\s\"']*\)",
@@ -908,7 +891,7 @@ _NUMBER_RE: Final = re.compile(
     r"|[\s-]*(words?|wörter\w*|palabras|palavras|mots|слов\w*|字|자|단어|文字|शब्द\w*|كلمة))?"
 )
 _LIST_ITEM_RE: Final = re.compile(r"\n[ \t]*(?:\d{1,2}[.)]|[-*•])[ \t]")
-_NUMBER_COMMA_RE: Final = re.compile(r",(?<=\d,)\s?(?=\d)|,\s?(?=\d)")
+_NUMBER_COMMA_RE: Final = re.compile(r",\s?(?=\d)")
 _INLINE_ITEM_RE: Final = re.compile(r"\((?:\d{1,2}|[a-h])\)[ \t]")
 # Where pasted material starts: a colon before a quote, a fence or a line break, or a blank line.
 _MATERIAL_RE: Final = re.compile(r":[ \t]*(?=\n|[\"'«“「`])|：[ \t]*(?=\n|[\"'«“「`])|\n[ \t]*\n")
@@ -927,6 +910,8 @@ _LATIN_HINTS: Final = (
 _WORD_BOUNDARY_AFTER = f"(?![{_WORD_CHARS}])"
 
 _WORD_BOUNDARY_BEFORE = f"(?<![{_WORD_CHARS}])"
+_ASCII_BOUNDARY_AFTER: Final = "(?![0-9a-z_])"
+_ASCII_BOUNDARY_BEFORE: Final = "(?<![0-9a-z_])"
 _JSON_TYPES: Final = frozenset({"json_object", "json_schema", "json"})
 _QUESTION_MARKS: Final = ("?", "？", "؟")
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
@@ -953,6 +938,8 @@ _SYSTEM_WEIGHT: Final = 0.3  # the system prompt adds format/constraint/role sig
 _LANG_LENGTH_FACTOR: Final = {"zh": 0.75, "ja": 0.65, "ko": 0.6}
 # Factual evidence: (dimension, score per unit of keyword weight, cap on the weight counted).
 _FACTUAL_TERMS: Final = {_SIMPLE: (0.9, 3.0), _FACT: (0.9, 3.0), _TRANSLATE: (1.6, 2.0), _SUMMARY: (1.6, 2.0)}
+_FACTUAL_W: Final = [_FACTUAL_TERMS[d][0] if d in _FACTUAL_TERMS else 0.0 for d in range(_NDIM)]
+_FACTUAL_CAP: Final = [_FACTUAL_TERMS[d][1] if d in _FACTUAL_TERMS else 0.0 for d in range(_NDIM)]
 # Linear complexity terms: (dimension, points per unit of keyword weight, cap on the weight counted).
 _PTS_TERMS: Final = {
     _REASONING: (0.74, 2.0),
@@ -971,6 +958,16 @@ _PTS_TERMS: Final = {
     _IMPERATIVE: (0.24, 3.0),
     _NEGATION: (0.24, 2.0),
 }
+# The same as lists indexed by dimension: the per-request loop reads them without hashing.
+_PTS_W: Final = [_PTS_TERMS[d][0] if d in _PTS_TERMS else 0.0 for d in range(_NDIM)]
+_PTS_CAP: Final = [_PTS_TERMS[d][1] if d in _PTS_TERMS else 0.0 for d in range(_NDIM)]
+_PTS_SPAN: Final = _PTS_COMPLEX_FROM - _PTS_SIMPLE_BELOW
+_SCORE_BAND: Final = DEFAULT_COMPLEX_THRESHOLD - DEFAULT_SIMPLE_THRESHOLD
+_SCORE_MEDIUM_TOP: Final = DEFAULT_COMPLEX_THRESHOLD - 0.001
+_SCORE_SIMPLE_TOP: Final = DEFAULT_SIMPLE_THRESHOLD - 0.001
+_EDGE_UNIT: Final = _PTS_SPAN / 2.15  # confidence keeps the calibration it had on the earlier 2.15-point band
+_LOG_FLOOR: Final = -1.0
+_MESSAGE_OVERHEAD: Final = estimate_messages_tokens([{"content": ""}])  # tokens a message costs beyond its text
 
 
 def _parse_entries(spec: str) -> Iterable[tuple[str, float]]:
@@ -993,7 +990,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _trie_pattern(keys: Iterable[str], *, prefix_keys: frozenset[str] = frozenset(), bounded: bool) -> str:
+def _trie_pattern(
+    keys: Iterable[str],
+    *,
+    prefix_keys: frozenset[str] = frozenset(),
+    bounded: bool,
+    boundary_after: str = _WORD_BOUNDARY_AFTER,
+) -> str:
     """A regex alternation shaped as a trie, so the engine rejects a position after one character test.
 
     With ``bounded`` each key must end at a word boundary unless it is in ``prefix_keys`` (a stem). The
@@ -1012,7 +1015,7 @@ def _trie_pattern(keys: Iterable[str], *, prefix_keys: frozenset[str] = frozense
     def emit(node: dict[str, Any]) -> str:
         alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if not ch.startswith("\0")]
         if node.get("\0word"):
-            alts.append(_WORD_BOUNDARY_AFTER)
+            alts.append(boundary_after)
         if node.get("\0end"):
             alts.append("")
         if len(alts) == 1:
@@ -1032,8 +1035,38 @@ def _script_family(text: str) -> str:
     return "latin"
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
+class _ClassificationSlots:
+    """The storage of a :class:`Classification`: its fields, plus the evidence its signals are formatted from
+    until someone reads them. Slots live here, not in the dataclass, so that :class:`_Draft` can share them."""
+
+    __slots__ = (
+        "_evidence",
+        "category",
+        "complexity",
+        "complexity_score",
+        "confidence",
+        "input_tokens",
+        "language",
+        "signals",
+        "task_matched",
+        "task_type",
+        "tier",
+    )
+    _evidence: tuple[Any, ...]
+    task_type: TaskType
+    task_matched: bool
+    complexity_score: float
+    tier: Tier
+    complexity: ComplexityLabel
+    category: Category
+    confidence: float
+    signals: tuple[str, ...]
+    language: str
+    input_tokens: int
+
+
+@dataclass(frozen=True)
+class Classification(_ClassificationSlots):
     """The routing decision for one prompt.
 
     Attributes:
@@ -1044,12 +1077,15 @@ class Classification:
         complexity: mmrouter's complexity: simple, medium, complex.
         category: mmrouter's category: factual, reasoning, creative, code.
         confidence: 0.0-1.0; how clearly the evidence separates the winner from the runner-up.
-        signals: the human-readable signals that decided it, e.g. ``("reasoning_markers:2", "lang:de")``.
+        signals: the human-readable signals that decided it, e.g. ``("reasoning_markers:2", "lang:de")``. Built
+            on first access: routing never reads them, so a request does not pay for formatting them.
         language: detected language of the last user turn: en, zh, ja, ko, ru, de, es, pt, fr, hi, ar, other.
         input_tokens: estimated input tokens of the whole chat (:func:`estimate_messages_tokens`).
 
     .. versionadded:: 0.1.0
     """
+
+    __slots__ = ()  # the storage is _ClassificationSlots'
 
     task_type: TaskType
     task_matched: bool
@@ -1061,6 +1097,26 @@ class Classification:
     signals: tuple[str, ...]
     language: str
     input_tokens: int
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the ``signals`` slot of a classification fresh from
+        # Classifier.classify. Format them once and store them (the slot's descriptor bypasses frozenness).
+        if name != "signals":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            evidence = _EVIDENCE.__get__(self)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+        signals = _format_signals(*evidence)
+        _SET_SIGNALS(self, signals)
+        return signals
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for setter, value in zip(_CLASSIFICATION_SLOTS, state, strict=True):
+            setter(self, value)
 
     def to_dict(self) -> dict[str, Any]:
         """The classification as plain JSON-ready data."""
@@ -1078,18 +1134,49 @@ class Classification:
         }
 
 
-# A frozen dataclass's generated __init__ sets each field through object.__setattr__, which costs about as much
-# as the rest of a short prompt's classification. Writing the slots through their member descriptors keeps the
-# instance frozen for everyone else at a fraction of the cost.
+# Member descriptors of the slots: __setstate__ and the lazy signals write through them (frozenness is enforced
+# by Classification.__setattr__, which they bypass).
 _CLASSIFICATION_SLOTS: Final = tuple(getattr(Classification, f.name).__set__ for f in fields(Classification))
+_SET_SIGNALS: Final = _ClassificationSlots.__dict__["signals"].__set__
+_EVIDENCE: Final = _ClassificationSlots.__dict__["_evidence"]
 _new_object = object.__new__
 
 
-def _new_classification(*values: Any) -> Classification:
-    obj = _new_object(Classification)
-    for setter, value in zip(_CLASSIFICATION_SLOTS, values, strict=True):
-        setter(obj, value)
-    return obj
+class _Draft(_ClassificationSlots):
+    """A classification being filled in. Plain attribute stores on a slotted class are the cheapest way to set
+    ten fields (a frozen dataclass's __init__ goes through object.__setattr__ for each); once filled, the draft
+    becomes a :class:`Classification` by a class assignment, which the shared slot layout allows."""
+
+    __slots__ = ()
+
+
+def _format_signals(
+    events: list[str],
+    acc: list[float],
+    cnt: dict[int, int],
+    fences: int,
+    syntax: int,
+    mathy: int,
+    questions: int,
+    last_tokens: int,
+    language: str,
+) -> tuple[str, ...]:
+    """The human-readable signals: overrides and flags first, then each keyword dimension, structure, length."""
+    out = list(events)
+    for d in sorted(cnt):
+        if d < _NKEYDIMS and acc[d]:
+            out.append(f"{_SIGNAL_PREFIX[d]}{acc[d]:g}")
+    if fences:
+        out.append("code_block")
+    if syntax:
+        out.append(f"code_syntax:{syntax}")
+    if mathy:
+        out.append(f"math_syntax:{mathy}")
+    if questions > 1:
+        out.append(f"questions:{questions}")
+    out.append(f"length:{last_tokens}")
+    out.append(f"lang:{language}")
+    return tuple(out)
 
 
 _Hits = dict[str, tuple[tuple[int, float], ...]]
@@ -1114,9 +1201,12 @@ class Classifier:
         "_other_phrase_re",
         "_phrase_map",
         "_phrase_re",
+        "_ascii_phrase_re",
         "_substr_always",
         "_substr_map",
         "_substr_re",
+        "_ascii_keys",
+        "_ascii_words",
         "_word_keys",
         "_words",
     )
@@ -1172,12 +1262,23 @@ class Classifier:
                 others[key] = packed
         self._words = words
         self._word_keys = frozenset(words)
+        # ASCII prompts are split as bytes (bytes.translate is a table lookup, str.translate a dict lookup per
+        # character), so the ASCII keys are kept as bytes too.
+        self._ascii_words = {key.encode(): packed for key, packed in words.items() if key.isascii()}
+        self._ascii_keys = frozenset(self._ascii_words)
         self._phrase_map = phrases
         self._other_phrase_map = others
         self._substr_map = substrings
         pk = frozenset(prefix_keys)
         # The look-behind comes first: mid-word positions, most of them, fail after one character test.
         self._phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(phrases, prefix_keys=pk, bounded=True))
+        # ASCII prompts can only match ASCII phrases, and for ASCII text the word-character class shrinks to
+        # [0-9a-z_]: a smaller trie and cheaper boundary tests (about a quarter faster).
+        ascii_phrases = [key for key in phrases if key.isascii()]
+        self._ascii_phrase_re = re.compile(
+            _ASCII_BOUNDARY_BEFORE
+            + _trie_pattern(ascii_phrases, prefix_keys=pk, bounded=True, boundary_after=_ASCII_BOUNDARY_AFTER)
+        )
         self._other_phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True))
         self._substr_re = re.compile(_trie_pattern(substrings, bounded=False)) if substrings else None
         # Latin substring keys (only from extra_keywords) must be searched even in ASCII prompts.
@@ -1217,21 +1318,31 @@ class Classifier:
         """
         # --- pick the turns -------------------------------------------------------------------------------------
         n_msgs = len(messages)
-        last_i = n_msgs - 1
-        while last_i >= 0 and messages[last_i].get("role", "user") != "user":
-            last_i -= 1
-        if last_i < 0:
-            last_i = n_msgs - 1  # no user turn at all: classify the final message instead
-        last = message_text(messages[last_i]) if last_i >= 0 else ""
         system = ""
-        if n_msgs > 1:
-            parts = [message_text(m) for m in messages if m.get("role") in _SYSTEM_ROLES]
-            if parts:
-                system = "\n".join(parts)
-        input_tokens = estimate_messages_tokens(messages)
-        last_tokens = estimate_tokens(last)
-        system_tokens = estimate_tokens(system) if system else 0
-        context_tokens = max(0, input_tokens - last_tokens - system_tokens - 4 * n_msgs)
+        if n_msgs == 1:
+            # The common case, a single prompt: no history, no system prompt, one token estimate.
+            only = messages[0]
+            last = only.get("content")
+            if type(last) is not str:
+                last = message_text(only)
+            last_tokens = estimate_tokens(last)
+            input_tokens = last_tokens + _MESSAGE_OVERHEAD
+            system_tokens = context_tokens = 0
+        else:
+            last_i = n_msgs - 1
+            while last_i >= 0 and messages[last_i].get("role", "user") != "user":
+                last_i -= 1
+            if last_i < 0:
+                last_i = n_msgs - 1  # no user turn at all: classify the final message instead
+            last = message_text(messages[last_i]) if last_i >= 0 else ""
+            if n_msgs > 1:
+                parts = [message_text(m) for m in messages if m.get("role") in _SYSTEM_ROLES]
+                if parts:
+                    system = "\n".join(parts)
+            input_tokens = estimate_messages_tokens(messages)
+            last_tokens = estimate_tokens(last)
+            system_tokens = estimate_tokens(system) if system else 0
+            context_tokens = max(0, input_tokens - last_tokens - system_tokens - _MESSAGE_OVERHEAD * n_msgs)
 
         acc = [0.0] * _NDIM
         cnt: dict[int, int] = {}  # dimension -> distinct keywords seen; its keys are the dimensions touched
@@ -1240,18 +1351,15 @@ class Classifier:
         ascii_text = low.isascii()
         if not ascii_text:
             low = low.replace("\u2019", "'")
-        if n > DEFAULT_REGION_CHARS:
-            half = DEFAULT_REGION_CHARS // 2
-            region = low[:half] + "\n" + low[-half:]
-        else:
-            region = low
+        half = DEFAULT_REGION_CHARS // 2
+        region = low[:half] + "\n" + low[-half:] if n > DEFAULT_REGION_CHARS else low
         # The instruction is what the user asks for; material pasted after "...:" or a blank line is its input,
         # so it adds length at a discount and its words count less. The final line often holds the question.
         instr = region
         units = float(last_tokens)
-        split = _MATERIAL_RE.search(low, 0, DEFAULT_REGION_CHARS // 2) if ":" in low or "\n" in low else None
+        split = _MATERIAL_RE.search(low, 0, half) if ":" in low or "\n" in low else None
         if split is None and not ascii_text and "：" in low:
-            split = _MATERIAL_RE.search(low, 0, DEFAULT_REGION_CHARS // 2)
+            split = _MATERIAL_RE.search(low, 0, half)
         if split is not None and split.start() >= 8:
             rest_tokens = estimate_tokens(low[split.end() :])
             if rest_tokens >= _MATERIAL_MIN_TOKENS:
@@ -1268,23 +1376,34 @@ class Classifier:
         # --- keywords --------------------------------------------------------------------------------------------
         words = self._words
         keys = self._word_keys
+        # Words are looked up in at most DEFAULT_SCAN_CHARS: the head and the tail of a very long prompt, whose
+        # middle is pasted material that counts at a quarter weight anyway.
+        scan = low[: DEFAULT_SCAN_CHARS - half] + "\n" + low[-half:] if n > DEFAULT_SCAN_CHARS else low
         toks: list[str] = []
+        # str keys for other scripts, bytes keys for ASCII prompts: one code path for both.
+        hits: Any
+        head: Any
+        table: Any
         if ascii_text:
-            # str.translate+split beats a regex on long text; on short text the regex call is cheaper.
-            hits = keys.intersection(low.translate(_ASCII_SPLIT).split() if n > 150 else _ASCII_TOKEN_RE.findall(low))
+            table = self._ascii_words
+            hits = self._ascii_keys.intersection(scan.encode().translate(_ASCII_SPLIT_BYTES).split())
         else:
-            toks = _TOKEN_RE.findall(low)
+            table = words
+            toks = _TOKEN_RE.findall(scan)
             hits = keys.intersection(toks)
         if instr is not low:
-            head = keys.intersection(instr.translate(_ASCII_SPLIT).split() if ascii_text else _TOKEN_RE.findall(instr))
-            _accumulate(head, words, 1.0, acc, cnt)
-            _accumulate(hits - head, words, _BODY_WEIGHT, acc, cnt)
+            if ascii_text:
+                head = self._ascii_keys.intersection(instr.encode().translate(_ASCII_SPLIT_BYTES).split())
+            else:
+                head = keys.intersection(_TOKEN_RE.findall(instr))
+            _accumulate(head, table, 1.0, acc, cnt)
+            _accumulate(hits - head, table, _BODY_WEIGHT, acc, cnt)
         else:
             for key in hits:  # the hot path, inlined
-                for d, w in words[key]:
+                for d, w in table[key]:
                     acc[d] += w
                     cnt[d] = cnt.get(d, 0) + 1
-        found = self._phrase_re.findall(instr)
+        found = (self._ascii_phrase_re if ascii_text else self._phrase_re).findall(instr)
         if found:
             _accumulate(set(found), self._phrase_map, 1.0, acc, cnt)
         language = ""
@@ -1306,33 +1425,31 @@ class Classifier:
         # --- structure -------------------------------------------------------------------------------------------
         # Code syntax anywhere in the prompt makes it a code task; arithmetic, counts and questions are read from
         # the instruction only (figures in a pasted report are not a maths problem).
-        st = _structure(region, ascii_text)
-        fences, syntax = st[1], st[2]
+        fences, syntax, mathy, items, questions, seps, numbers, asked_words = _structure(region, ascii_text)
         if instr is not region:
-            st = _structure(instr, ascii_text)
-        mathy, items, questions, seps, numbers, asked_words = st[3], st[4], st[5], st[6], st[7], st[8]
+            _, _, mathy, items, questions, seps, numbers, asked_words = _structure(instr, ascii_text)
 
         # --- system prompt, tools, response format ---------------------------------------------------------------
         json_floor = False
-        signals: list[str] = []
+        events: list[str] = []  # overrides and flags, the first signals
         if system:
             sys_low = system.lower()
             if "json" in sys_low or "schema" in sys_low:
                 json_floor = True
-                signals.append("system:json")
+                events.append("system:json")
             sys_region = sys_low[:DEFAULT_REGION_CHARS]
             sys_tokens = (
                 sys_region.translate(_ASCII_SPLIT).split() if sys_region.isascii() else (_TOKEN_RE.findall(sys_region))
             )
             sys_cnt: dict[int, int] = {}
-            _accumulate(self._word_keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, sys_cnt)
+            _accumulate(keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, sys_cnt)
             for d in sys_cnt:
                 cnt.setdefault(d, 0)  # touched, but the system prompt's keywords are not the user's markers
         if response_format:
             rf_type = response_format.get("type")
             if rf_type in _JSON_TYPES:
                 json_floor = True
-                signals.append(f"response_format:{rf_type}")
+                events.append(f"response_format:{rf_type}")
 
         # --- language --------------------------------------------------------------------------------------------
         if not language:
@@ -1382,119 +1499,141 @@ class Classifier:
             reasoning_s += 2.0 * (v if v < 3.0 else 3.0)
         factual_s = 0.8
         for d in cnt:
-            term = _FACTUAL_TERMS.get(d)
-            if term is not None:
-                v, cap = acc[d], term[1]
-                factual_s += term[0] * (v if v < cap else cap)
+            w = _FACTUAL_W[d]
+            if w:
+                v, cap = acc[d], _FACTUAL_CAP[d]
+                factual_s += w * (v if v < cap else cap)
         if not fences and not syntax and acc[_ANALYSIS] + acc[_EXPLAIN] > 0:
             # Choosing between programming languages is a judgement call, not a coding task: the languages are
             # what is compared, so their code weight moves to reasoning.
-            langs = _PROGRAMMING_LANGUAGES.intersection(hits)
+            langs = (_PROGRAMMING_LANGUAGES_ASCII if ascii_text else _PROGRAMMING_LANGUAGES).intersection(hits)
             if len(langs) >= 2:
-                topic = sum(w for key in langs for d, w in words[key] if d == _CODE)
+                topic = sum(w for key in langs for d, w in table[key] if d == _CODE)
                 code_s = max(0.0, code_s - topic)
                 reasoning_s += 1.5 * min(len(langs), 3)
-        scores = (code_s, creative_s, reasoning_s, factual_s)
-        ordered = sorted(scores)
-        top, runner_up = ordered[3], ordered[2]
-        best_i = scores.index(top)  # ties go to the earlier of code, creative, reasoning, factual
-        category = _CATEGORY_ORDER[best_i]
+        # The winner and the runner-up; ties go to the earlier of code, creative, reasoning, factual.
+        category: Category = "code"
+        top, runner_up = code_s, -1.0
+        if creative_s > top:
+            top, runner_up, category = creative_s, top, "creative"
+        else:
+            runner_up = creative_s
+        if reasoning_s > top:
+            top, runner_up, category = reasoning_s, top, "reasoning"
+        elif reasoning_s > runner_up:
+            runner_up = reasoning_s
+        if factual_s > top:
+            top, runner_up, category = factual_s, top, "factual"
+        elif factual_s > runner_up:
+            runner_up = factual_s
 
         # --- complexity ------------------------------------------------------------------------------------------
         if acc[_TRANSLATE] and instr is not region:
             units = float(last_tokens)  # a translation is as long as the material it translates
-        units *= _LANG_LENGTH_FACTOR.get(language, 1.0)
-        pts = _PTS_LENGTH * max(-1.0, min(2.5, 0.9 * math.log2(max(units, 1.0) / 25.0)))
+        if language in _LANG_LENGTH_FACTOR:
+            units *= _LANG_LENGTH_FACTOR[language]
+        v = 0.9 * math.log2(units / 25.0) if units > 1.0 else _LOG_FLOOR
+        pts = _PTS_LENGTH * (-1.0 if v < -1.0 else 2.5 if v > 2.5 else v)
+        for d in cnt:
+            w = _PTS_W[d]
+            if w:
+                v, cap = acc[d], _PTS_CAP[d]
+                pts += w * (v if v < cap else cap)
         explain = acc[_EXPLAIN] + acc[_ANALYSIS]
         medium = acc[_MEDIUM]
-        for d in cnt:
-            term = _PTS_TERMS.get(d)
-            if term is not None:
-                v, cap = acc[d], term[1]
-                pts += term[0] * (v if v < cap else cap)
         if medium or explain:
             # Explaining and producing a moderate artefact are both "medium" evidence: they do not add up to complex.
             strongest = medium if medium > explain else explain
             pts += _PTS_MEDIUM_EVIDENCE * (strongest if strongest < 1.0 else 1.0)
-            pts += _PTS_MEDIUM_EXTRA * min(max(medium + explain - 1.0, 0.0), 3.0)
+            v = medium + explain - 1.0
+            if v > 0.0:
+                pts += _PTS_MEDIUM_EXTRA * (v if v < 3.0 else 3.0)
         if asked_words >= 100:
             # An explicit length in words: a hundred or more is at least a moderate artefact, thousands are long.
             pts = max(pts, _PTS_SIMPLE_BELOW + 0.3)
             if asked_words >= 300:
                 pts += _PTS_WORDS_800 if asked_words >= 800 else _PTS_WORDS_300
         if seps:
-            pts += _PTS_SEPARATOR * min(seps, 10)
+            pts += _PTS_SEPARATOR * (seps if seps < 10 else 10)
         if items:
-            pts += _PTS_LIST_ITEM * min(items, 6)
+            pts += _PTS_LIST_ITEM * (items if items < 6 else 6)
         if questions > 1:
-            pts += _PTS_QUESTION * min(questions - 1, 3)
+            pts += _PTS_QUESTION * (questions - 1 if questions < 4 else 3)
         if fences:
             pts += _PTS_CODE_BLOCK
         if context_tokens:
             pts += min(0.4, context_tokens / 3000.0)
         if tools:
             pts += 0.5
-            signals.append("tools")
+            events.append("tools")
+        complexity: ComplexityLabel
         if pts < _PTS_SIMPLE_BELOW:
-            complexity: ComplexityLabel = "simple"
+            complexity = "simple"
         elif pts >= _PTS_COMPLEX_FROM:
             complexity = "complex"
         else:
             complexity = "medium"
         if acc[_PROOF] and category == "reasoning" and complexity != "complex":
             complexity = "complex"
-            signals.append("override:proof")
+            events.append("override:proof")
         if json_floor and complexity == "simple":
             complexity = "medium"
-            signals.append("override:json_floor")
-        huge = input_tokens - system_tokens > DEFAULT_HUGE_PROMPT_TOKENS
-        if huge and complexity != "complex":
+            events.append("override:json_floor")
+        if input_tokens - system_tokens > DEFAULT_HUGE_PROMPT_TOKENS and complexity != "complex":
             complexity = "complex"
-            signals.append("override:huge_prompt")
-        score = _score_from_points(pts, complexity)
+            events.append("override:huge_prompt")
+        # Points map linearly onto 0-1 so the simple/medium/complex split lands on the routing band's edges; the
+        # overrides move the label, and the score is kept consistent with it.
+        score = DEFAULT_SIMPLE_THRESHOLD + (pts - _PTS_SIMPLE_BELOW) / _PTS_SPAN * _SCORE_BAND
+        if complexity == "complex":
+            if score < DEFAULT_COMPLEX_THRESHOLD:
+                score = DEFAULT_COMPLEX_THRESHOLD
+        elif complexity == "medium":
+            score = (
+                DEFAULT_SIMPLE_THRESHOLD
+                if score < DEFAULT_SIMPLE_THRESHOLD
+                else _SCORE_MEDIUM_TOP
+                if score > _SCORE_MEDIUM_TOP
+                else score
+            )
+        elif score > _SCORE_SIMPLE_TOP:
+            score = _SCORE_SIMPLE_TOP
+        # Three decimals, rounding half up: int() is several times cheaper than round(x, 3).
+        score = int((1.0 if score > 1.0 else 0.0 if score < 0.0 else score) * 1000.0 + 0.5) / 1000.0
 
         # --- tier ------------------------------------------------------------------------------------------------
         tier: Tier
         if cnt.get(_REASONING, 0) >= 2:
             tier = "reasoning"
-            signals.append("override:reasoning_markers")
+            events.append("override:reasoning_markers")
         elif category == "reasoning" and acc[_REASONING] >= 1.0 and complexity != "simple":
             tier = "reasoning"
         else:
             tier = complexity
 
-        # --- task type -------------------------------------------------------------------------------------------
-        task_type, matched = _task_type(category, acc, scores, math_s)
-
-        # --- confidence and signals ------------------------------------------------------------------------------
+        # --- task type, confidence -------------------------------------------------------------------------------
+        task_type, matched = _task_type(category, acc, creative_s, math_s)
         margin = (top - runner_up) / (top + runner_up) if top + runner_up > 0 else 0.0
-        edge = min(abs(pts - _PTS_SIMPLE_BELOW), abs(pts - _PTS_COMPLEX_FROM))
-        confidence = round(min(1.0, 0.35 + 0.4 * min(1.0, 2.0 * margin) + 0.25 * min(1.0, edge)), 3)
-        for d in sorted(cnt):
-            if d < _NKEYDIMS and acc[d]:
-                signals.append(f"{_SIGNAL_PREFIX[d]}{acc[d]:g}")
-        if fences:
-            signals.append("code_block")
-        if syntax:
-            signals.append(f"code_syntax:{syntax}")
-        if mathy:
-            signals.append(f"math_syntax:{mathy}")
-        if questions > 1:
-            signals.append(f"questions:{questions}")
-        signals.append(f"length:{last_tokens}")
-        signals.append(f"lang:{language}")
-        return _new_classification(
-            task_type,
-            matched,
-            score,
-            tier,
-            complexity,
-            category,
-            confidence,
-            tuple(signals),
-            language,
-            input_tokens,
-        )
+        margin = 1.0 if margin > 0.5 else 2.0 * margin
+        a, b = pts - _PTS_SIMPLE_BELOW, pts - _PTS_COMPLEX_FROM
+        edge = (a if a > -a else -a) if a * a < b * b else (b if b > -b else -b)
+        edge /= _EDGE_UNIT  # distance to the nearer label boundary, in the units of the original 2.15-point band
+        confidence = 0.35 + 0.4 * margin + 0.25 * (edge if edge < 1.0 else 1.0)
+        confidence = int((confidence if confidence < 1.0 else 1.0) * 1000.0 + 0.5) / 1000.0
+
+        draft = _new_object(_Draft)
+        draft.task_type = task_type
+        draft.task_matched = matched
+        draft.complexity_score = score
+        draft.tier = tier
+        draft.complexity = complexity
+        draft.category = category
+        draft.confidence = confidence
+        draft.language = language
+        draft.input_tokens = input_tokens
+        draft._evidence = (events, acc, cnt, fences, syntax, mathy, questions, last_tokens, language)
+        object.__setattr__(draft, "__class__", Classification)
+        return cast(Classification, draft)
 
     # ------------------------------------------------------------------------------------------------------------
     def _scan_non_ascii(self, region: str, acc: list[float], cnt: dict[int, int]) -> str:
@@ -1553,6 +1692,7 @@ _PROGRAMMING_LANGUAGES: Final = frozenset(
         "lua",
     }
 )
+_PROGRAMMING_LANGUAGES_ASCII: Final = frozenset(name.encode() for name in _PROGRAMMING_LANGUAGES)
 _ARABIC_PROCLITICS: Final = ("وال", "بال", "فال", "كال", "لل", "ال", "و", "ف", "ب", "ل")
 
 
@@ -1569,43 +1709,56 @@ def _arabic_stems(tokens: Iterable[str]) -> set[str]:
     return out
 
 
-def _structure(text: str, ascii_text: bool) -> list[int]:
-    """Structural counts: [_, code fences, code syntax, math, list items, questions, separators, numbers,
-    requested output length in words]."""
-    st = [0] * 9
-    if "```" in text or "~~~" in text:
-        st[1] = 1
-    if _CODE_TRIGGER_RE.search(text) is not None:
-        st[2] = len(_CODE_SYNTAX_RE.findall(text))
+def _structure(text: str, ascii_text: bool) -> tuple[int, int, int, int, int, int, int, int]:
+    """Structural counts: code fences, code syntax, math, list items, questions, separators, numbers, and the
+    requested output length in words."""
+    mathy = numbers = asked_words = items = 0
+    if _STRUCTURE_TRIGGER_RE.search(text) is None:
+        # Plain prose (most short prompts): no code, digits, lists or brackets; only the punctuation counts.
+        questions = text.count("?")
+        seps = text.count(",") + text.count(";")
+        if not ascii_text:
+            questions += text.count("？") + text.count("؟")
+            seps += text.count("，") + text.count("、") + text.count("،") + text.count("；")
+            mathy = len(_MATH_SYMBOL_RE.findall(text))
+        return 0, 0, mathy, 0, questions, seps, 0, 0
+    fences = 1 if "```" in text or "~~~" in text else 0
+    syntax = len(_CODE_SYNTAX_RE.findall(text)) if _CODE_TRIGGER_RE.search(text) is not None else 0
     if _DIGIT_RE.search(text) is not None:
         if "^" in text or "|" in text:
-            st[3] += len(_POWER_RE.findall(text))
+            mathy += len(_POWER_RE.findall(text))
         for m in _NUMBER_RE.finditer(text):
             digits, op, var_op, unit = m.groups()
             if op or var_op:
-                st[3] += 1
+                mathy += 1
             elif unit:
-                st[8] = max(st[8], int("".join(ch for ch in digits if ch.isdigit())))
+                asked_words = max(asked_words, int("".join(ch for ch in digits if ch.isdigit())))
             elif len(digits) == 4 and digits[0] in "12" and digits.isdigit():
                 continue  # a year is a date, not arithmetic
-            st[7] += 1
+            numbers += 1
     if not ascii_text:
-        st[3] += len(_MATH_SYMBOL_RE.findall(text))
+        mathy += len(_MATH_SYMBOL_RE.findall(text))
     if "\n" in text:
-        st[4] = len(_LIST_ITEM_RE.findall("\n" + text))
+        items = len(_LIST_ITEM_RE.findall("\n" + text))
     if "(" in text or ")" in text:
-        st[4] += len(_INLINE_ITEM_RE.findall(text))  # "(1) a summary, (2) the decisions, ..."
-    st[5] = text.count("?")
-    st[6] = text.count(",") + text.count(";")
-    if st[6] and st[7]:
-        st[6] -= len(_NUMBER_COMMA_RE.findall(text))  # "2, 4, 8" and "1,000" list numbers, not requirements
+        items += len(_INLINE_ITEM_RE.findall(text))  # "(1) a summary, (2) the decisions, ..."
+    questions = text.count("?")
+    seps = text.count(",") + text.count(";")
+    if seps and numbers:
+        seps -= len(_NUMBER_COMMA_RE.findall(text))  # "2, 4, 8" and "1,000" list numbers, not requirements
     if not ascii_text:
-        st[5] += text.count("？") + text.count("؟")
-        st[6] += text.count("，") + text.count("、") + text.count("،") + text.count("；")
-    return st
+        questions += text.count("？") + text.count("؟")
+        seps += text.count("，") + text.count("、") + text.count("،") + text.count("；")
+    return fences, syntax, mathy, items, questions, seps, numbers, asked_words
 
 
-def _accumulate(keys: Iterable[str], table: _Hits, scale: float, acc: list[float], cnt: dict[int, int]) -> None:
+def _accumulate(
+    keys: Iterable[Any],
+    table: Mapping[Any, tuple[tuple[int, float], ...]],
+    scale: float,
+    acc: list[float],
+    cnt: dict[int, int],
+) -> None:
     """Add each distinct matched keyword's weights once; ``cnt`` counts distinct keywords per dimension."""
     for key in keys:
         for d, w in table[key]:
@@ -1613,24 +1766,8 @@ def _accumulate(keys: Iterable[str], table: _Hits, scale: float, acc: list[float
             cnt[d] = cnt.get(d, 0) + 1
 
 
-def _score_from_points(pts: float, complexity: ComplexityLabel) -> float:
-    """Map points onto 0-1 so the simple/medium/complex split lands on the routing band's edges."""
-    span = _PTS_COMPLEX_FROM - _PTS_SIMPLE_BELOW
-    band = DEFAULT_COMPLEX_THRESHOLD - DEFAULT_SIMPLE_THRESHOLD
-    score = DEFAULT_SIMPLE_THRESHOLD + (pts - _PTS_SIMPLE_BELOW) / span * band
-    # Overrides move the label; keep the score consistent with it.
-    if complexity == "complex":
-        score = max(score, DEFAULT_COMPLEX_THRESHOLD)
-    elif complexity == "medium":
-        score = min(max(score, DEFAULT_SIMPLE_THRESHOLD), DEFAULT_COMPLEX_THRESHOLD - 0.001)
-    return round(min(1.0, max(0.0, score)), 3)
-
-
-def _task_type(
-    category: Category, acc: list[float], scores: tuple[float, float, float, float], math_s: float
-) -> tuple[TaskType, bool]:
+def _task_type(category: Category, acc: list[float], creative_s: float, math_s: float) -> tuple[TaskType, bool]:
     """routeforge's task type, from the category and the evidence behind it."""
-    creative_s = scores[1]
     if category == "code":
         return "code", True
     if (acc[_TRANSLATE] > 0 and category != "creative") or (acc[_TRANSLATE] >= 1.0 and creative_s < 3.0):

@@ -419,6 +419,7 @@ class Router:
         if not self._open:
             raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
         msgs = _normalise_messages(prompt, messages)
+        request_id = kw.pop("request_id", None) or uuid.uuid4().hex
         params = self._params(kw)
         c = self._classify(msgs, params)
         started = self.clock.monotonic()
@@ -432,7 +433,7 @@ class Router:
                 limit=st.limit or 0.0,
             )
         plan = self._plan(c, model, params)
-        ctx = _Ctx(uuid.uuid4().hex, msgs, params, c, plan, started, deadline, task_type=c.task_type)
+        ctx = _Ctx(str(request_id), msgs, params, c, plan, started, deadline, task_type=c.task_type)
         if plan.needs_meta:
             ctx.plan = await self._meta_route(ctx)
         if ctx.plan.skipped:
@@ -768,7 +769,8 @@ class Router:
             timeout: deadline for the whole request in seconds, backoff included (default:
                 ``config.request_timeout``).
             **params: ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``tools``, ``tool_choice``,
-                ``response_format``, ``seed``, ``user``, ``extra_body``.
+                ``response_format``, ``seed``, ``user``, ``extra_body``; ``request_id`` sets the id used in
+                ``meta.request_id`` and the tracker (default: a random UUID).
 
         Raises:
             AllProvidersFailed: every model in the chain errored (``.errors`` holds each error).

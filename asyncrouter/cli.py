@@ -35,11 +35,12 @@ import logging
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 from rich.console import Console, Group
@@ -53,6 +54,9 @@ from ._config import Config, load_yaml
 from ._exceptions import ConfigError, RouterError, redact
 from ._models import Response, ResponseMeta
 from ._types import ProviderName
+
+if TYPE_CHECKING:
+    from ._demo import DemoResult
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_FILE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -117,7 +121,7 @@ class _Ctx:
     def note(self, message: str, *, style: str = "dim") -> None:
         self.err.print(Text(message, style=style), soft_wrap=True)
 
-    def progress(self, description: str, total: int | None) -> Progress:
+    def progress(self) -> Progress:
         """A progress bar on stderr, drawn only when stderr is a terminal."""
         return Progress(
             TextColumn("[bold]{task.description}"),
@@ -308,6 +312,8 @@ class _Starter:
     note: str
 
 
+#: Where the comments of the starter config start.
+_COMMENT_COLUMN: Final = 40
 _STARTERS: Final[dict[str, _Starter]] = {
     "openai": _Starter(
         "gpt-4o-mini", (0.00015, 0.0006), 128_000, "gpt-4o", (0.0025, 0.01), 128_000, "OPENAI_API_KEY", None,
@@ -358,78 +364,87 @@ def starter_config(provider: str) -> str:
     .. versionadded:: 0.1
     """
     s = _STARTERS[provider]
+    lines: list[str] = []
 
-    def key_lines() -> str:
+    def add(code: str = "", comment: str = "") -> None:
+        # every comment starts in the same column, so the file reads as a table
+        if comment:
+            code = f"{code:<{_COMMENT_COLUMN}}" if len(code) < _COMMENT_COLUMN - 1 else code + "  "
+            lines.append(f"{code}# {comment}")
+        else:
+            lines.append(code)
+
+    add(f"# asyncrouter configuration: written by `asyncrouter init --provider {provider}`.")
+    for part in textwrap.wrap(s.note, width=100):
+        add(f"# {part}")
+    add("# Secrets are ${ENV_VAR} references, resolved when the file is loaded; they are never printed.")
+    add("# Unknown keys are errors that name their path. Full reference: the README's Configuration section.")
+    add('# Try it:  asyncrouter classify "Prove that sqrt(2) is irrational"   (no model is called, no key needed)')
+    add('#          asyncrouter route "What is the capital of Australia?"')
+    add()
+    add("default_model: cheap", "layer 4: takes whatever no other layer claimed")
+    add("complexity_threshold: 0.45")
+    add("complexity_band: [0.35, 0.65]", "outside it the complexity gate decides; inside it layer 3 or 4")
+    add("# meta_router_model: cheap", "optional: ask this model when the rules are unsure")
+    add()
+    add("models:", "the planner orders them by price and strength")
+    for name, model_id, price, context, tags in (
+        ("cheap", s.cheap, s.cheap_price, s.cheap_context, "cheap, general, factual, summarisation, translation"),
+        ("strong", s.strong, s.strong_price, s.strong_context, "strong, code, reasoning, creative, general"),
+    ):
+        add(f"  - name: {name}", "the alias used everywhere (logs, --model, fallbacks)")
+        add(f"    model_id: {model_id}")
+        add(f"    provider: {provider}")
         if s.key_env is None:
-            return "    # no API key: a local server\n"
-        if provider == "openai_compatible":
-            return f'    api_keys: ["${{{s.key_env}:-}}"]   # optional; several keys rotate round-robin\n'
-        return f'    api_keys: ["${{{s.key_env}}}"]   # resolved at load; several keys rotate round-robin\n'
-
-    def base_line() -> str:
+            add("    # api_keys: []", "a local server needs no key")
+        elif provider == "openai_compatible":
+            add(f'    api_keys: ["${{{s.key_env}:-}}"]', "optional; an unset variable leaves it empty")
+        else:
+            add(f'    api_keys: ["${{{s.key_env}}}"]', "resolved at load; several keys rotate round-robin")
         if s.base_url is None:
-            return "    # base_url: https://...        # override the provider's default endpoint\n"
-        return f"    base_url: {s.base_url}\n"
-
-    def model(name: str, model_id: str, price: tuple[float, float], context: int, tags: str, extra: str) -> str:
-        return (
-            f"  - name: {name}                      # the alias used everywhere (logs, --model, fallbacks)\n"
-            f"    model_id: {model_id}\n"
-            f"    provider: {provider}\n"
-            + key_lines()
-            + base_line()
-            + f"    cost_per_1k_input: {price[0]}        # USD per 1,000 tokens (0 for a local model)\n"
-            f"    cost_per_1k_output: {price[1]}\n"
-            f"    context_window: {context}\n"
-            f"    timeout: 30                       # seconds per attempt\n"
-            f"    tags: [{tags}]\n" + extra
-        )
-
-    header = (
-        f"# asyncrouter configuration: written by `asyncrouter init --provider {provider}`.\n"
-        f"# {s.note}\n"
-        "# Secrets are ${ENV_VAR} references, resolved when the file is loaded; they are never printed.\n"
-        '# Try it:  asyncrouter classify "Prove that sqrt(2) is irrational"   (no call, no key needed)\n'
-        '#          asyncrouter route "What is the capital of Australia?"\n'
-        "# Unknown keys are errors that name their path. Full reference: the README's Configuration section.\n\n"
-    )
-    return (
-        header
-        + "default_model: cheap                 # layer 4: takes any request nothing else claimed\n"
-        "complexity_threshold: 0.45\n"
-        "complexity_band: [0.35, 0.65]        # outside it the complexity gate decides; inside it layer 3 or 4\n"
-        "# meta_router_model: cheap           # optional: ask this model when the rules are unsure\n\n"
-        "models:                              # cheapest first reads best; the planner orders by price anyway\n"
-        + model("cheap", s.cheap, s.cheap_price, s.cheap_context, "cheap, general, factual, summarisation, translation",
-                "    fallbacks: [strong]               # tried on errors, also when `cheap` is pinned\n")
-        + model("strong", s.strong, s.strong_price, s.strong_context, "strong, code, reasoning, creative, general", "")
-        + "\ncascade:\n"
-        "  enabled: true                      # cheapest capable model first; escalate on a failed gate or an error\n"
-        "\nquality:                             # built-in gates: empty, too short, hedging, refusal, truncated, ...\n"
-        "  min_chars: 20                      # for long-answer tasks; short questions are judged by the question\n"
-        "  hedging_phrases: []                # extends the built-in list (11 languages), never replaces it\n"
-        "  on_all_failed: best                # best: return the best reply, marked | raise: QualityGateFailed\n"
-        "\nbreakers:                            # per model and per provider endpoint\n"
-        "  model: {fail_max: 5, reset_timeout: 30}\n"
-        "  provider: {fail_max: 20, reset_timeout: 60}\n"
-        "\nretries:\n"
-        "  max_attempts: 2                    # per model, before escalating\n"
-        "  backoff_base: 0.5                  # seconds; full jitter, Retry-After honoured\n"
-        "  backoff_max: 8\n"
-        "\n# The daily budget: every call reserves its worst-case cost first, so spend never overshoots the cap.\n"
-        "budget:\n"
-        "  daily_limit_usd: 5.0               # null: no cap\n"
-        "  timezone: UTC                      # when the day rolls over\n"
-        "  warn_at: 0.75                      # log a warning from this share of the cap\n"
-        "  downgrade_at: 0.90                 # from here the planner drops one tier\n"
-        "  on_exhausted: reject               # reject: BudgetExceeded | cheapest: cheapest model only\n"
-        "  backend: sqlite                    # memory | sqlite (today's spend survives restarts) | redis (shared)\n"
-        "  # redis_url: redis://127.0.0.1:6379/0   # for backend: redis\n"
-        "\n# The tracker: one SQLite row per request (`asyncrouter stats`, `asyncrouter logs`).\n"
-        "tracker:\n"
-        "  path: asyncrouter.db               # relative to the working directory; \":memory:\"; null: off\n"
-        "  prompt_preview_chars: 80           # 0 stores no prompt text\n"
-    )  # fmt: skip
+            add("    # base_url: https://...", "override the provider's default endpoint")
+        else:
+            add(f"    base_url: {s.base_url}")
+        add(f"    cost_per_1k_input: {price[0]}", "USD per 1,000 tokens (0 for a local model)")
+        add(f"    cost_per_1k_output: {price[1]}")
+        add(f"    context_window: {context}")
+        add("    timeout: 30", "seconds per attempt")
+        add(f"    tags: [{tags}]")
+        if name == "cheap":
+            add("    fallbacks: [strong]", "tried on errors, also when `cheap` is pinned")
+    add()
+    add("cascade:")
+    add("  enabled: true", "cheapest capable model first; escalate on a failed gate or an error")
+    add()
+    add("quality:", "built-in gates: empty, too short, hedging, refusal, truncated, ...")
+    add("  min_chars: 20", "for long answers; a short question is judged by the question")
+    add("  hedging_phrases: []", "extends the built-in lists (11 languages), never replaces them")
+    add("  on_all_failed: best", "best: return the best reply, marked | raise: QualityGateFailed")
+    add()
+    add("breakers:", "one per model and one per provider endpoint")
+    add("  model: {fail_max: 5, reset_timeout: 30}")
+    add("  provider: {fail_max: 20, reset_timeout: 60}")
+    add()
+    add("retries:")
+    add("  max_attempts: 2", "per model, before escalating")
+    add("  backoff_base: 0.5", "seconds; full jitter; Retry-After is honoured")
+    add("  backoff_max: 8")
+    add()
+    add("# The daily budget: every call reserves its worst-case cost first, so spend never overshoots the cap.")
+    add("budget:")
+    add("  daily_limit_usd: 5.0", "null: no cap")
+    add("  timezone: UTC", "when the day rolls over")
+    add("  warn_at: 0.75", "log a warning from this share of the cap")
+    add("  downgrade_at: 0.90", "from here the planner drops one tier")
+    add("  on_exhausted: reject", "reject: BudgetExceeded | cheapest: the cheapest model only")
+    add("  backend: sqlite", "memory | sqlite (today's spend survives restarts) | redis (shared)")
+    add("  # redis_url: redis://127.0.0.1:6379/0", "for backend: redis")
+    add()
+    add("# The tracker: one SQLite row per request, for `asyncrouter stats` and `asyncrouter logs`.")
+    add("tracker:")
+    add("  path: asyncrouter.db", 'relative to the working directory; ":memory:"; null: off')
+    add("  prompt_preview_chars: 80", "0 stores no prompt text")
+    return "\n".join(lines) + "\n"
 
 
 def _cmd_init(ctx: _Ctx) -> int:
@@ -655,33 +670,37 @@ def _resume_state(out: Path, *, retry_errors: bool) -> set[str]:
     """Keys already answered in *out*; drops an incomplete last line (and, with *retry_errors*, failed lines).
 
     A crash can leave a partial last line; appending after it would corrupt the file, so the file is rewritten
-    (atomically) with its complete lines only whenever something has to go.
+    (to a temporary file, then renamed over it) with its complete lines only whenever something has to go. The
+    file is streamed, never loaded whole: only the keys are kept.
     """
     if not out.exists():
         return set()
-    raw = out.read_text(encoding="utf-8")
-    keep: list[str] = []
+
+    def kept(done: set[str]) -> Iterator[str]:
+        with out.open(encoding="utf-8", newline="") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    continue  # an unfinished write
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(obj, dict) or not isinstance(obj.get("index"), int):
+                    continue
+                if retry_errors and "error" in obj:
+                    continue
+                key = _batch_key(obj["index"], obj.get("id"))
+                if key in done:
+                    continue
+                done.add(key)
+                yield line
+
     done: set[str] = set()
-    for line in raw.splitlines(keepends=True):
-        if not line.endswith("\n"):
-            continue  # an unfinished write
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("index"), int):
-            continue
-        if retry_errors and "error" in obj:
-            continue
-        key = _batch_key(obj["index"], obj.get("id"))
-        if key in done:
-            continue
-        done.add(key)
-        keep.append(line)
-    text = "".join(keep)
-    if text != raw:
+    size = sum(len(line.encode("utf-8")) for line in kept(done))
+    if size != out.stat().st_size:  # something has to go
         tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            f.writelines(kept(set()))
         tmp.replace(out)
     return done
 
@@ -729,7 +748,7 @@ def _cmd_batch(ctx: _Ctx) -> int:
     async def go(sink: IO[str]) -> None:
         nonlocal cost
         in_flight: dict[int, _BatchInput] = {}
-        with ctx.progress("batch", pending) as progress:
+        with ctx.progress() as progress:
             task = progress.add_task("batch", total=pending)
             async with Router(config) as router:
                 async with router.astream_many(todo(in_flight), concurrency=args.concurrency, **defaults) as results:
@@ -1049,8 +1068,8 @@ def _cmd_demo(ctx: _Ctx) -> int:
             )
         )
 
-    async def go() -> Any:
-        with ctx.progress("routing", args.prompts) as progress:
+    async def go() -> DemoResult:
+        with ctx.progress() as progress:
             task = progress.add_task("routing", total=args.prompts)
             return await run_demo(
                 prompts=args.prompts,
@@ -1058,6 +1077,8 @@ def _cmd_demo(ctx: _Ctx) -> int:
                 speed=args.speed,
                 budget_usd=args.budget,
                 concurrency=args.concurrency,
+                faults=not args.no_faults,
+                outage=not args.no_outage,
                 on_progress=lambda done, total: progress.update(task, completed=done),
             )
 
@@ -1073,7 +1094,7 @@ def _counter_rows(counts: Mapping[str, int], total: int) -> list[list[object]]:
     return [[k, v, _pct(100 * v / total if total else None)] for k, v in counts.items()]
 
 
-def _render_demo(ctx: _Ctx, r: Any) -> None:
+def _render_demo(ctx: _Ctx, r: DemoResult) -> None:
     from rich.columns import Columns
 
     out = ctx.out
@@ -1105,13 +1126,14 @@ def _render_demo(ctx: _Ctx, r: Any) -> None:
             Text(f"Every model failed the gates for {r.quality_failed} prompt(s): the best reply was returned, marked")
         )
     if r.failed:
-        out.print(
-            Text(
-                f"Failed requests: {r.failed} (" + ", ".join(f"{k} {v}" for k, v in r.errors.items()) + ")", style="red"
-            )
-        )
+        why = ", ".join(f"{k} {v}" for k, v in r.errors.items())
+        if "BudgetExceeded" in r.errors:
+            why += "; BudgetExceeded: what was left of the cap was reserved by calls in flight"
+        out.print(Text(f"Failed requests: {r.failed} ({why})", style="red"))
     else:
         out.print(Text("Failed requests: none"))
+    if r.outage is not None:
+        out.print(Text(f"Outage injected: {r.outage} (every request answered HTTP 503)"))
     if r.breaker_events:
         out.print(
             _table(
@@ -1263,6 +1285,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=_non_negative_float, default=1.0, help="latency multiplier: 1 realistic, 0 instant")
     p.add_argument("--budget", type=_non_negative_float, default=None, help="daily cap in USD (default: 1)")
     p.add_argument("--concurrency", type=_positive_int, default=None, help="requests in flight (default: 16)")
+    p.add_argument("--no-faults", action="store_true", help="no random provider faults")
+    p.add_argument("--no-outage", action="store_true", help="no outage of the medium model partway through")
     return parser
 
 
@@ -1290,11 +1314,12 @@ def _console(*, stderr: bool) -> Console:
     return console
 
 
-def _fail(ctx: _Ctx, message: str, code: int) -> int:
-    if ctx.json and code == EXIT_FAILED:
-        # scripts get the failure as JSON on stdout too, so they never have to parse stderr
-        ctx.emit_json({"error": {"message": message}})
-    ctx.err.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+def _fail(ctx: _Ctx, message: str, code: int, *, error: BaseException | None = None) -> int:
+    if ctx.json and error is not None:
+        # a script gets a failed request as JSON on stdout too, so it never has to parse stderr
+        ctx.emit_json({"error": {"type": type(error).__name__, "message": message}})
+    prefix = f"{type(error).__name__}: " if error is not None else ""
+    ctx.err.print(Text(f"error: {prefix}{message}", style="bold red"), soft_wrap=True)
     return code
 
 
@@ -1328,7 +1353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:  # e.g. an unknown --model: bad usage, not a failed request
             return _fail(ctx, redact(str(exc), _secrets(ctx.config)), EXIT_USAGE)
         except RouterError as exc:
-            return _fail(ctx, f"{type(exc).__name__}: {redact(str(exc), _secrets(ctx.config))}", EXIT_FAILED)
+            return _fail(ctx, redact(str(exc), _secrets(ctx.config)), EXIT_FAILED, error=exc)
         except KeyboardInterrupt:
             ctx.err.print(Text("interrupted", style="bold red"))
             return EXIT_INTERRUPTED

@@ -23,7 +23,9 @@ bad usage.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
+import pstats
 import sys
 import time
 import traceback
@@ -44,6 +46,7 @@ from benchmarks._common import (
     make_result,
     markdown,
     p50_p99_us,
+    profile_summary,
     timed,
     write_json,
 )
@@ -56,6 +59,7 @@ CLASSIFY_LONG_P99_US: Final = 400.0
 CLASSIFY_FLOOR_RATIO: Final = 3.0
 CLASSIFY_ITERATIONS: Final = 2000
 CLASSIFY_QUICK_ITERATIONS: Final = 200
+CLASSIFY_PROFILE_TOP: Final = 15
 TRACKER_N: Final = 200_000
 TRACKER_QUICK_N: Final = 20_000
 TRACKER_REPEAT: Final = 3
@@ -81,9 +85,23 @@ def _router_for_classify() -> Any:
     return Router.from_dict(anyio.run(config))
 
 
-def _time_router_classify(classes: dict[str, list[str]], iterations: int) -> dict[str, tuple[float, float]]:
+def _profile_router_classify(router: Any, prompts: Sequence[str], calls: int) -> dict[str, Any]:
+    """Where ``Router.classify`` spends its time (cProfile; use the ranking, not the absolute times)."""
+    profiler = cProfile.Profile()
+    gc.collect()
+    profiler.enable()
+    try:
+        for i in range(calls):
+            router.classify(prompts[i % len(prompts)])
+    finally:
+        profiler.disable()
+    return profile_summary(pstats.Stats(profiler), calls, top=CLASSIFY_PROFILE_TOP)
+
+
+def _time_router_classify(
+    router: Any, classes: dict[str, list[str]], iterations: int
+) -> dict[str, tuple[float, float]]:
     """``Router.classify`` p50/p99 per class, timed as ``bench_classify`` times the classifier."""
-    router = _router_for_classify()
     perf = time.perf_counter_ns
     out: dict[str, tuple[float, float]] = {}
     for name, prompts in classes.items():
@@ -134,7 +152,9 @@ def run_classify(quick: bool = False) -> Result:
     missing = set(timing) ^ set(classes)
     if missing:
         raise RuntimeError(f"bench_classify's prompt classes changed: {sorted(missing)}")
-    decision = _time_router_classify(classes, iterations)
+    router = _router_for_classify()
+    decision = _time_router_classify(router, classes, iterations)
+    profile = _profile_router_classify(router, classes["short"], iterations)
     figures: list[Figure] = []
     for name, row in timing.items():
         clf, floor_w, floor_alt = row["classify"], row["floor_w"], row["floor_alt"]
@@ -174,8 +194,14 @@ def run_classify(quick: bool = False) -> Result:
         "floors: one precompiled regex pass over the same prompt: `\\w+` findall, and one findall over the "
         "alternation of the classifier's English keywords",
         f"accuracy on the test split (n={test['total']}); competitors timed: {raw['timing']['competitors'] or 'none'}",
+        "profile of Router.classify on short prompts (cProfile, us/call, cumulative): "
+        + "; ".join(f"{row['function']} {row['cumtime_us']}" for row in profile["top_asyncrouter_cumtime"][:8]),
     ]
-    details = {"bench_classify": raw, "router_classify_us": {k: list(v) for k, v in decision.items()}}
+    details = {
+        "bench_classify": raw,
+        "router_classify_us": {k: list(v) for k, v in decision.items()},
+        "router_classify_profile_short": profile,
+    }
     return make_result("classify", figures, notes, details=details)
 
 

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import pstats
 import signal
 import subprocess
 import sys
@@ -46,6 +47,8 @@ READY_PREFIX: Final = "READY "
 #: seconds to wait for a child to print its READY line, and for it to exit after SIGTERM
 DEFAULT_CHILD_START_TIMEOUT: Final = 60.0
 DEFAULT_CHILD_STOP_TIMEOUT: Final = 15.0
+#: functions listed per profile ranking
+DEFAULT_PROFILE_TOP: Final = 25
 
 Figure = dict[str, Any]
 Result = dict[str, Any]
@@ -170,6 +173,80 @@ def environment() -> dict[str, Any]:
         "loadavg": load,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+# ------------------------------------------------------------------------------------------------- profiles
+
+
+def _area(filename: str) -> str:
+    """Where a profiled function lives: one asyncrouter module, a third-party package, or a stdlib module."""
+    f = filename.replace("\\", "/")
+    if "/asyncrouter/" in f:
+        return "asyncrouter/" + f.rsplit("/asyncrouter/", 1)[1]
+    if "/site-packages/" in f:
+        return f.rsplit("/site-packages/", 1)[1].split("/", 1)[0]
+    if f.startswith(("~", "<")):
+        return "C calls (socket send, epoll: include waiting for the server)"
+    if "/asyncio/" in f:
+        return "asyncio"
+    if "/json/" in f:
+        return "json"
+    return "stdlib " + f.rsplit("/", 1)[-1]
+
+
+def _label(func: tuple[str, int, str]) -> str:
+    filename, line, name = func
+    f = filename.replace("\\", "/")
+    for marker in ("/asyncrouter/", "/site-packages/", "/lib/python3"):
+        if marker in f:
+            f = f.rsplit(marker, 1)[1]
+            break
+    return f"{f}:{line}({name})" if line else name
+
+
+def _is_own(func: tuple[str, int, str]) -> bool:
+    return "/asyncrouter/" in func[0].replace("\\", "/")
+
+
+def profile_summary(stats: pstats.Stats, calls: int, *, top: int = DEFAULT_PROFILE_TOP) -> dict[str, Any]:
+    """Per-call costs from a profile: by area, and the top functions (own and asyncrouter-only)."""
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    by_area: dict[str, float] = {}
+    rows = []
+    for func, (_cc, nc, tt, ct, _callers) in raw.items():
+        area = _area(func[0])
+        by_area[area] = by_area.get(area, 0.0) + tt
+        rows.append((func, nc, tt, ct))
+    per = 1e6 / calls
+
+    def listing(selected: list[tuple[tuple[str, int, str], int, float, float]], key: int) -> list[dict[str, Any]]:
+        best = sorted(selected, key=lambda r: r[key], reverse=True)[:top]
+        return [
+            {
+                "function": _label(f),
+                "ncalls_per_request": round(nc / calls, 2),
+                "tottime_us": round(tt * per, 2),
+                "cumtime_us": round(ct * per, 2),
+            }
+            for f, nc, tt, ct in best
+        ]
+
+    own = [r for r in rows if _is_own(r[0])]
+    return {
+        "calls": calls,
+        "total_us_per_request": round(sum(by_area.values()) * per, 2),
+        "by_area_us_per_request": {k: round(v * per, 2) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])},
+        "top_tottime": listing(rows, 2),
+        "top_asyncrouter_tottime": listing(own, 2),
+        "top_asyncrouter_cumtime": listing(own, 3),
+    }
+
+
+def area_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, float]:
+    """Per-area difference of two profiles, largest first (what the first path costs beyond the second)."""
+    x, y = a["by_area_us_per_request"], b["by_area_us_per_request"]
+    diff = {k: round(x.get(k, 0.0) - y.get(k, 0.0), 2) for k in set(x) | set(y)}
+    return dict(sorted(diff.items(), key=lambda kv: -kv[1]))
 
 
 # ------------------------------------------------------------------------------------------------- child processes

@@ -46,11 +46,13 @@ from benchmarks._common import (
     PROMPTS,
     FleetProcess,
     Result,
+    area_diff,
     figure,
     make_result,
     median,
     p50_p99_us,
     prepare_timing,
+    profile_summary,
     script_main,
     timed,
 )
@@ -111,76 +113,6 @@ async def _time_calls(call: Call, prompts: Sequence[str], iterations: int) -> li
     return out
 
 
-def _area(filename: str) -> str:
-    """Where a profiled function lives: one asyncrouter module, a third-party package, or a stdlib module."""
-    f = filename.replace("\\", "/")
-    if "/asyncrouter/" in f:
-        return "asyncrouter/" + f.rsplit("/asyncrouter/", 1)[1]
-    if "/site-packages/" in f:
-        return f.rsplit("/site-packages/", 1)[1].split("/", 1)[0]
-    if f.startswith(("~", "<")):
-        return "builtins (C functions: sockets, select, ...)"
-    if "/asyncio/" in f:
-        return "asyncio"
-    if "/json/" in f:
-        return "json"
-    return "stdlib " + f.rsplit("/", 1)[-1]
-
-
-def _label(func: tuple[str, int, str]) -> str:
-    filename, line, name = func
-    f = filename.replace("\\", "/")
-    for marker in ("/asyncrouter/", "/site-packages/", "/lib/python3"):
-        if marker in f:
-            f = f.rsplit(marker, 1)[1]
-            break
-    return f"{f}:{line}({name})" if line else name
-
-
-def _is_own(func: tuple[str, int, str]) -> bool:
-    return "/asyncrouter/" in func[0].replace("\\", "/")
-
-
-def _profile_summary(stats: pstats.Stats, calls: int) -> dict[str, Any]:
-    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
-    by_area: dict[str, float] = {}
-    rows = []
-    for func, (_cc, nc, tt, ct, _callers) in raw.items():
-        area = _area(func[0])
-        by_area[area] = by_area.get(area, 0.0) + tt
-        rows.append((func, nc, tt, ct))
-    per = 1e6 / calls
-
-    def listing(selected: list[tuple[tuple[str, int, str], int, float, float]], key: int) -> list[dict[str, Any]]:
-        top = sorted(selected, key=lambda r: r[key], reverse=True)[:PROFILE_TOP]
-        return [
-            {
-                "function": _label(f),
-                "ncalls_per_request": round(nc / calls, 2),
-                "tottime_us": round(tt * per, 2),
-                "cumtime_us": round(ct * per, 2),
-            }
-            for f, nc, tt, ct in top
-        ]
-
-    own = [r for r in rows if _is_own(r[0])]
-    return {
-        "calls": calls,
-        "total_us_per_request": round(sum(by_area.values()) * per, 2),
-        "by_area_us_per_request": {k: round(v * per, 2) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])},
-        "top_tottime": listing(rows, 2),
-        "top_asyncrouter_tottime": listing(own, 2),
-        "top_asyncrouter_cumtime": listing(own, 3),
-    }
-
-
-def _minus(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
-    """Per-area difference of two profiles, largest first (what the first path costs beyond the second)."""
-    x, y = a["by_area_us_per_request"], b["by_area_us_per_request"]
-    diff = {k: round(x.get(k, 0.0) - y.get(k, 0.0), 2) for k in set(x) | set(y)}
-    return dict(sorted(diff.items(), key=lambda kv: -kv[1]))
-
-
 async def _profiled(call: Call, prompts: Sequence[str], calls: int) -> dict[str, Any]:
     prepare_timing()
     profiler = cProfile.Profile()
@@ -190,7 +122,7 @@ async def _profiled(call: Call, prompts: Sequence[str], calls: int) -> dict[str,
             await call(prompts[i % len(prompts)])
     finally:
         profiler.disable()
-    return _profile_summary(pstats.Stats(profiler), calls)
+    return profile_summary(pstats.Stats(profiler), calls, top=PROFILE_TOP)
 
 
 async def _bench(
@@ -270,8 +202,8 @@ async def _bench(
             figure(f"aroute {name}: overhead p50", overhead(name, base), "us", target=TARGET_OVERHEAD_US, op="<=")
         )
     profile_off, profile_on = profiles["pinned, tracking off"], profiles["pinned, tracking on"]
-    router_minus_raw = _minus(profile_off, profiles["raw"])
-    tracking_cost = _minus(profile_on, profile_off)
+    router_minus_raw = area_diff(profile_off, profiles["raw"])
+    tracking_cost = area_diff(profile_on, profile_off)
 
     def top(diff: dict[str, float], n: int = 8) -> str:
         return ", ".join(f"{k} {v:+.1f}" for k, v in list(diff.items())[:n])

@@ -79,12 +79,15 @@ class KeyPool:
             raise AuthenticationError(
                 "every API key of this model was rejected (401/403)", provider=self._provider, model=self._model
             )
-        raise RateLimited(
+        err = RateLimited(
             "every API key of this model is cooling down after 429",
             retry_after=max(0.0, soonest - now),
             provider=self._provider,
             model=self._model,
         )
+        # raised here, before any call: the provider said "wait", it did not fail again
+        err.counts_as_failure = False
+        raise err
 
     def report(self, key: str | None, error: ProviderError | None) -> None:
         """Feed back the outcome of a call made with *key*: evict on auth errors, cool down on 429."""

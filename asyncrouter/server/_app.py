@@ -145,7 +145,10 @@ class _Server:
         return web.Response(body=body, headers=headers)
 
     async def _stream(self, request: web.Request, call: ChatCall) -> web.StreamResponse:
-        async with self.router.astream(messages=call.messages, model=call.model, **call.params) as stream:
+        rid = uuid.uuid4().hex
+        async with self.router.astream(
+            messages=call.messages, model=call.model, request_id=rid, **call.params
+        ) as stream:
             # Wait for the first delta before sending anything: until then the router may still fall back to
             # another model, and an error (budget, no model, every provider down) gets its proper HTTP status.
             try:
@@ -155,11 +158,12 @@ class _Server:
             except RouterError as exc:
                 return _error_response(self.api_error(exc))
             headers = dict(_SSE_HEADERS)
+            headers["X-AsyncRouter-Request-Id"] = rid
             if call.ignored:
                 headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
             # The chunks' model is the requested name until the final chunk, which names the alias that answered
             # (the router does not say which model streams before the stream ends).
-            completion_id = "chatcmpl-" + uuid.uuid4().hex
+            completion_id = "chatcmpl-" + rid
             enc = ChunkEncoder(completion_id=completion_id, created=self.created(), model=call.requested)
             response = web.StreamResponse(headers=headers)
             try:

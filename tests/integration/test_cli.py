@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,7 +129,9 @@ def test_parse_since() -> None:
     assert parse_since("7d") == timedelta(days=7)
     assert parse_since("90s") == timedelta(seconds=90)
     assert parse_since("2026-01-31") == datetime(2026, 1, 31, tzinfo=UTC)
-    assert parse_since("2026-01-31T08:00+02:00").utcoffset() == timedelta(hours=2)
+    aware = parse_since("2026-01-31T08:00+02:00")
+    assert isinstance(aware, datetime)
+    assert aware.utcoffset() == timedelta(hours=2)
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -302,7 +307,9 @@ def test_failed_request_exits_1_with_the_typed_error(
     assert "Traceback" not in err
     code, out, err = run(capsys, "route", "--config", str(config), "--json", "What is 2+2?")
     assert code == 1
-    assert "AllProvidersFailed" in json.loads(out)["error"]["message"]
+    error = json.loads(out)["error"]
+    assert error["type"] == "AllProvidersFailed"
+    assert error["message"].startswith("every model failed")
 
 
 def test_an_unknown_model_is_bad_usage(capsys: pytest.CaptureFixture[str], config: Path) -> None:
@@ -475,6 +482,35 @@ def test_batch_resumes_after_a_crash_without_duplicates(
     assert fleet.calls() == n + (n - len(kept))
 
 
+def test_batch_writes_each_line_as_it_completes(
+    config: Path, tmp_path: Path, fleet: FakeProviderServer, portal: BlockingPortal
+) -> None:
+    portal.call(lambda: fleet.set_behaviour("fake-strong", latency=3.0, latency_jitter=0.0))
+    src = tmp_path / "in.jsonl"
+    rows = [{"id": "slow", "prompt": "Prove it", "model": "fake-strong"}]
+    rows += [{"id": f"fast{i}", "prompt": f"What is {i}+1?", "model": "fake-cheap"} for i in range(5)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    argv = [sys.executable, "-m", "asyncrouter", "batch", "--config", str(config), str(src), "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the five fast answers land while the slow one is still in flight
+            seen = out.read_text().splitlines() if out.exists() else []
+            if len(seen) == 5 or proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the batch finished before its fast lines were seen"
+        assert sorted(json.loads(line)["id"] for line in seen) == [f"fast{i}" for i in range(5)]
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert json.loads(out.read_text().splitlines()[-1])["id"] == "slow"
+
+
 def test_batch_retry_errors_routes_failed_lines_again(
     capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path, fleet: FakeProviderServer, portal: BlockingPortal
 ) -> None:
@@ -577,6 +613,22 @@ def test_budget_rebuilds_todays_spend_from_the_tracker(capsys: pytest.CaptureFix
     assert "$5.00" in out
 
 
+@pytest.mark.redis
+def test_budget_reads_the_shared_redis_counters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fleet: FakeProviderServer, redis_url: str, reset: None
+) -> None:
+    budget = {"daily_limit_usd": 2.0, "backend": "redis", "redis_url": redis_url, "redis_prefix": "cli-test"}
+    path = write_config(tmp_path / "r.yaml", fleet, tracker={"path": None}, budget=budget)
+    costs = [
+        run_json(capsys, "route", "--config", str(path), prompt)["meta"]["estimated_cost_usd"]
+        for prompt in ("What is 2+2?", "Write a haiku about rain")
+    ]
+    status = run_json(capsys, "budget", "--config", str(path))  # a third process's view of the shared day
+    assert status["backend"] == "redis"
+    assert status["spent"] == pytest.approx(sum(costs), abs=1e-6)
+    assert status["reserved"] == 0
+
+
 def test_breakers_list_every_model_and_endpoint(capsys: pytest.CaptureFixture[str], config: Path) -> None:
     status = run_json(capsys, "breakers", "--config", str(config))
     assert set(MODELS) <= set(status)
@@ -620,6 +672,11 @@ def test_demo_renders_for_people(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for text in ("Where the prompts went", "Routing layers", "Escalations:", "Budget:", "Latency: p50", "all-strong"):
         assert text in out
+    assert "Outage injected: fake-medium from prompt 9 to 14" in out
+    code, out, _ = run(capsys, "demo", "--prompts", "30", "--speed", "0", "--no-outage", "--no-faults")
+    assert code == 0
+    assert "Outage injected" not in out
+    assert "Breaker events: none" in out
 
 
 def test_demo_prompts_are_a_deterministic_multilingual_mix() -> None:
@@ -663,18 +720,20 @@ def test_serve_answers_openai_requests_until_interrupted(tmp_path: Path, config:
         text=True,
         env={**os.environ, "ASYNCROUTER_API_KEY": ""},
     )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stderr or ():
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        assert proc.stderr is not None
         url = None
-        for _ in range(50):
-            line = proc.stderr.readline()
-            if not line:
-                break
+        while url is None:
+            line = lines.get(timeout=60)  # the server must say where it listens within a minute
             m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                url = m.group(1)
-                break
-        assert url is not None, "the server never said where it listens"
+            url = m.group(1) if m else None
         body = json.dumps({"model": "auto", "messages": [{"role": "user", "content": "What is 2+2?"}]}).encode()
         req = urllib.request.Request(
             url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
@@ -690,6 +749,7 @@ def test_serve_answers_openai_requests_until_interrupted(tmp_path: Path, config:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(timeout=10)  # it ends at EOF: close the pipes only after it has stopped reading
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()

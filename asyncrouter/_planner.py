@@ -34,6 +34,8 @@ _REASONING_TAGS = frozenset({"reasoning"})
 _CHEAP_TAGS = frozenset({"cheap", "simple", "fast", "eco"})
 _MEDIUM_TAGS = frozenset({"medium", "balanced"})
 _AGENTIC_TAGS = frozenset({"agentic", "tools", "tool_use", "function_calling"})
+#: decisions memoised per Planner (cleared when full)
+PLAN_MEMO_SIZE = 4096
 
 
 def _price(m: ModelConfig) -> float:
@@ -138,6 +140,10 @@ class Planner:
         self.strength = {m.name: model_strength(m, self._rank_by_price) for m in config.models}
         self.cheapest_first = [m.name for m in by_price]
         self.default = config.default_alias
+        self._windows = (
+            [m.context_window for m in config.models] if any(m.context_window for m in config.models) else []
+        )
+        self._memo: dict[tuple[object, ...], Plan] = {}
         self._tagged: dict[str, list[str]] = {}
         for m in by_price:
             for t in m.tags:
@@ -236,11 +242,50 @@ class Planner:
             budget_state: ``normal``, ``warn``, ``downgrade`` (drop one tier) or ``exhausted``.
             max_tokens: the request's output cap, for the context-window check.
             tools: tools were passed (engages the agentic profile under ``auto``).
+
+        Returns:
+            A fresh :class:`Plan` (the caller may change it). Decisions are memoised on everything they depend
+            on, so the common case costs a dictionary lookup and a copy.
         """
+        needed = c.input_tokens + (max_tokens or 0)
+        key = (
+            c.task_type,
+            c.task_matched,
+            c.tier,
+            c.complexity,
+            c.category,
+            round(c.complexity_score, 2),
+            model,
+            budget_state,
+            tools,
+            # which context windows are too small (and then the exact size, which the skip reason quotes)
+            any(cw is not None and needed > cw for cw in self._windows) and needed,
+            tuple(sorted(blocked.items())) if blocked else (),
+        )
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._plan(c, model=model, blocked=blocked, budget_state=budget_state, needed=needed, tools=tools)
+            if len(self._memo) >= PLAN_MEMO_SIZE:
+                self._memo.clear()  # bounded; repopulates in a few requests
+            self._memo[key] = hit
+        return Plan(
+            list(hit.chain), hit.layer, hit.reason, hit.tier, list(hit.skipped), hit.profile, hit.needs_meta, hit.pinned
+        )
+
+    def _plan(
+        self,
+        c: Classification,
+        *,
+        model: str,
+        blocked: Mapping[str, str] | None,
+        budget_state: str,
+        needed: int,
+        tools: bool,
+    ) -> Plan:
+        max_tokens = needed - c.input_tokens
         blocked = blocked or {}
         skipped: list[tuple[str, str]] = []
         cfg = self.config
-        needed = c.input_tokens + (max_tokens or 0)
         tier_rank = _TIER_RANK[c.tier]
         notes: list[str] = []
         if budget_state == "downgrade" and tier_rank > 0:

@@ -388,16 +388,21 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
     "imperatives": {
         "en": "implement|build|create|fix|write|design|develop|make|generate|add|produce|construct|draft|"
         "compose|rewrite|convert|optimize|optimise",
-        "zh": "实现|设计|编写|写一|开发|构建|创建|生成|修复|写一个|写一首|写一篇",
-        "ja": "実装|設計|書いて|作成|開発|構築|作って|修正",
-        "ko": "구현|설계|작성|개발|구축|만들어|수정",
+        "zh": "实现|设计|编写|写一|开发|构建|创建|生成|修复|写一个|写一首|写一篇"
+        "|帮我写|写个|写篇|写段",
+        "ja": "実装|設計|書いて|作成|開発|構築|作って|修正"
+        "|書いてください|作成して",
+        "ko": "구현|설계|작성|개발|구축|만들어|수정"
+        "|써 주세요|써줘|써 줘|지어 주세요|지어줘|짜 주세요|짜 줘",
         "ru": "напиши|реализуй|спроектируй|создай|разработай|исправь|построй|сделай|составь",
         "de": "schreibe|schreib|implementiere|entwirf|erstelle|entwickle|baue|behebe",
         "es": "escribe|implementa|diseña|crea|desarrolla|construye|corrige|haz|elabora",
         "pt": "escreva|implemente|projete|crie|desenvolva|construa|corrija|faça",
         "fr": "écris|implémente|conçois|crée|développe|construis|corrige|rédige",
-        "hi": "लिखिए|लिखो|बनाइए|बनाओ|डिज़ाइन|विकसित",
-        "ar": "اكتب|صمم|نفذ|أنشئ|طور",
+        "hi": "लिखिए|लिखो|बनाइए|बनाओ|डिज़ाइन|विकसित"
+        "|लिखें|बनाएं",
+        "ar": "اكتب|صمم|نفذ|أنشئ|طور"
+        "|أنشئ|اكتبي",
     },
     "output_format": {
         "en": "json|yaml|table|tables|schema|csv|markdown|bullet points|bullets|bullet|xml|headings|"
@@ -996,11 +1001,17 @@ def _trie_pattern(
     prefix_keys: frozenset[str] = frozenset(),
     bounded: bool,
     boundary_after: str = _WORD_BOUNDARY_AFTER,
+    bucket: int = 0,
 ) -> str:
     """A regex alternation shaped as a trie, so the engine rejects a position after one character test.
 
     With ``bounded`` each key must end at a word boundary unless it is in ``prefix_keys`` (a stem). The
     alternation is greedy, so the longest key wins where keys share a prefix.
+
+    sre tries the alternatives of a branch one after another, so a trie whose root has hundreds of first
+    characters (CJK keywords) costs hundreds of tests per position. With ``bucket``, the root's alternatives are
+    grouped that many at a time, each group behind a lookahead on its first characters, and the whole behind a
+    lookahead on all of them (which lets sre skip impossible positions in C): about 2.5x faster on CJK text.
     """
     trie: dict[str, Any] = {}
     for key in keys:
@@ -1022,7 +1033,15 @@ def _trie_pattern(
             return alts[0]
         return "(?:" + "|".join(alts) + ")"
 
-    return emit(trie)
+    firsts = sorted(ch for ch in trie if not ch.startswith("\0"))
+    if not bucket or len(firsts) <= bucket:
+        return emit(trie)
+    groups = []
+    for i in range(0, len(firsts), bucket):
+        chunk = firsts[i : i + bucket]
+        group = "|".join(re.escape(ch) + emit(trie[ch]) for ch in chunk)
+        groups.append(f"(?=[{''.join(re.escape(ch) for ch in chunk)}])(?:{group})")
+    return f"(?=[{''.join(re.escape(ch) for ch in firsts)}])(?:{'|'.join(groups)})"
 
 
 def _script_family(text: str) -> str:
@@ -1279,8 +1298,10 @@ class Classifier:
             _ASCII_BOUNDARY_BEFORE
             + _trie_pattern(ascii_phrases, prefix_keys=pk, bounded=True, boundary_after=_ASCII_BOUNDARY_AFTER)
         )
-        self._other_phrase_re = re.compile(_WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True))
-        self._substr_re = re.compile(_trie_pattern(substrings, bounded=False)) if substrings else None
+        self._other_phrase_re = re.compile(
+            _WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True, bucket=16)
+        )
+        self._substr_re = re.compile(_trie_pattern(substrings, bounded=False, bucket=64)) if substrings else None
         # Latin substring keys (only from extra_keywords) must be searched even in ASCII prompts.
         self._substr_always = any(_script_family(k) == "latin" for k in substrings)
 

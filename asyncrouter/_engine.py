@@ -43,7 +43,7 @@ from ._planner import Plan, Planner, RoutingDecision
 from ._pricing import Price, cost_usd, resolve_price
 from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._ratelimit import RateLimiter
-from ._store import Tracker
+from ._store import Stats, Tracker
 from ._tokens import message_text
 from ._types import Clock
 from .providers import ModelClient
@@ -187,7 +187,11 @@ class Router:
             self.config.breakers, clock=self.clock, models={a: c.endpoint for a, c in self._clients.items()}
         )
         self._tracker: Tracker | None = (
-            Tracker(self.config.tracker, clock=self.clock) if self.config.tracker.path is not None else None
+            Tracker(
+                self.config.tracker, clock=self.clock, secrets=[k for m in self.config.models for k in m.key_values()]
+            )
+            if self.config.tracker.path is not None
+            else None
         )
         # the smallest call the cheapest model can take: below that, the day's budget is exhausted
         min_call = min(cost_usd(p, MIN_CALL_TOKENS, MIN_CALL_TOKENS) for p in self.prices.values())
@@ -362,7 +366,7 @@ class Router:
         await self._tracker.flush()  # read your own writes
         return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
 
-    async def stats(self, *, since: Any = None, until: Any = None, baseline: str | None = None) -> Any:
+    async def stats(self, *, since: Any = None, until: Any = None, baseline: str | None = None) -> Stats:
         """Totals, per-model/task/tier/layer breakdowns, latency percentiles and savings vs a baseline model.
 
         Args:

@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 AttemptOutcome: TypeAlias = Literal["ok", "gate_failed", "error", "skipped", "cancelled"]
+#: outcomes of attempts that really called the model
+_CALLED = frozenset({"ok", "gate_failed", "error", "cancelled"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -148,8 +150,8 @@ class ResponseMeta:
 
     @property
     def escalations(self) -> int:
-        """How many models were tried and left before the accepted one."""
-        return sum(1 for a in self.attempts if a.outcome in ("gate_failed", "error"))
+        """How many times the request moved on from a called model to the next (skipped models not counted)."""
+        return max(0, sum(1 for a in self.attempts if a.outcome in _CALLED) - 1)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -203,7 +205,8 @@ class RequestRecord:
 
     @property
     def escalated(self) -> bool:
-        return sum(1 for a in self.attempts if a.outcome in ("gate_failed", "error")) > 0
+        """Whether the request moved on from one called model to another."""
+        return sum(1 for a in self.attempts if a.outcome in _CALLED) > 1
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

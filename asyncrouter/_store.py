@@ -108,7 +108,7 @@ _OUTCOME: Final = ATTEMPT_FIELDS.index("outcome")
 # Attempt fields typed float (not Optional): a JSON null there was a NaN or an infinity.
 _ATTEMPT_FLOATS: Final = ("latency_ms", "cost_usd")
 _STATUSES: Final = frozenset({"ok", "error", "cancelled"})
-_ESCALATING: Final = frozenset({"gate_failed", "error"})
+_ESCALATING: Final = frozenset({"ok", "gate_failed", "error", "cancelled"})  # outcomes that called a model
 
 # ---------------------------------------------------------------------------------------------------------
 # Schema and migrations
@@ -378,11 +378,12 @@ class _RowEncoder:
                 if hint(preview):
                     preview = redact(preview, known)
             items = [attempt(a) for a in r.attempts]
-            escalated = 0
+            # escalated: the request moved on from one called model to another (skips are not calls)
+            called = 0
             for item in items:
                 if item[_OUTCOME] in escalating:
-                    escalated = 1
-                    break
+                    called += 1
+            escalated = 1 if called > 1 else 0
             try:
                 encoded = encode(items)
             except ValueError:

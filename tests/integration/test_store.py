@@ -500,17 +500,17 @@ async def test_stats_match_hand_computed_values(db_path: str, fake_clock: FakeCl
         stats = await tracker.stats(baseline=("strong", 2.0, 4.0))
         window = await tracker.stats(since=T0 + 2, until=T0 + 5)  # requests 2, 3, 4
 
-    # escalated: 2 and 6 left a model on a failed gate, 4 and 5 on an error (RequestRecord.escalated)
-    assert (stats.requests, stats.ok, stats.errors, stats.cancelled, stats.escalations) == (10, 7, 2, 1, 4)
+    # escalated: 2 and 6 moved on from a failed gate to another model; 4 and 5 failed on their only model
+    assert (stats.requests, stats.ok, stats.errors, stats.cancelled, stats.escalations) == (10, 7, 2, 1, 2)
     assert (stats.input_tokens, stats.output_tokens) == (1300, 800)
     assert stats.cost_usd == 5.0
     assert stats.avg_latency_ms == 55.0  # (10 + 20 + ... + 100) / 10
     # nearest rank over 10 sorted latencies: p50 is the 5th (50.0), p95 the 10th (100.0)
     assert (stats.p50_latency_ms, stats.p95_latency_ms) == (50.0, 100.0)
-    assert (stats.error_rate, stats.escalation_rate) == (0.2, 0.4)
+    assert (stats.error_rate, stats.escalation_rate) == (0.2, 0.2)
 
     mini = stats.by_model["mini"]
-    assert (mini.requests, mini.ok, mini.errors, mini.cancelled, mini.escalations) == (7, 5, 1, 1, 1)
+    assert (mini.requests, mini.ok, mini.errors, mini.cancelled, mini.escalations) == (7, 5, 1, 1, 0)
     assert (mini.input_tokens, mini.output_tokens, mini.cost_usd) == (700, 400, 2.0)
     assert mini.avg_latency_ms == 300.0 / 7
     strong = stats.by_model["strong"]
@@ -535,7 +535,7 @@ async def test_stats_match_hand_computed_values(db_path: str, fake_clock: FakeCl
     assert stats.savings.savings_usd == stats.savings.baseline_cost_usd - 5.0
     assert stats.savings.savings_pct == pytest.approx(100 * 0.8 / 5.8, rel=1e-12)
 
-    assert (window.requests, window.errors, window.escalations, window.cost_usd) == (3, 1, 2, 2.25)
+    assert (window.requests, window.errors, window.escalations, window.cost_usd) == (3, 1, 1, 2.25)
     assert (window.p50_latency_ms, window.p95_latency_ms) == (40.0, 100.0)  # ranks 2 and 3 of [20, 40, 100]
     assert window.savings is None
     assert window.since == T0 + 2
@@ -601,7 +601,7 @@ async def test_exports_round_trip(db_path: str, fake_clock: FakeClock, tmp_path:
     from_jsonl = []
     for line in lines:
         data = json.loads(line)
-        assert data.pop("escalated") == (data["request_id"][-1] in "2456")
+        assert data.pop("escalated") == (data["request_id"][-1] in "26")
         data["attempts"] = RequestRecord.attempts_from(data["attempts"])
         from_jsonl.append(RequestRecord(**data))
     assert from_jsonl == records  # oldest first, every field, attempts nested

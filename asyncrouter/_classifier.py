@@ -132,106 +132,92 @@ _LATIN_LANGS: Final = ("en", "de", "es", "pt", "fr")
 # ---------------------------------------------------------------------------------------------------------------
 _TABLES: Final[dict[str, dict[str, str]]] = {
     "reasoning_markers": {
-        "en": "prove|proof|proofs|theorem|lemma|corollary|axiom|axioms|derive|derivation|deduce|deduction|"
-        "induction|contradiction|rigorous|rigorously|formally|formal proof|qed|syllogism|puzzle|riddle|"
-        "step by step|step-by-step|show that|show your work|show the steps|show all steps|show your reasoning|"
-        "explain your reasoning|walk through the logic|logic puzzle|deductions|work out|puzzle:0.7|riddle:0.7",
+        "en": "prove|proof|proofs|theorem|lemma|corollary|axiom|axioms|derive|derivation|deduce|deduction|induction|"
+        "contradiction|rigorous|rigorously|formally|formal proof|qed|syllogism|puzzle|riddle|step by step|"
+        "step-by-step|show that|show your work|show the steps|show all steps|show your reasoning|"
+        "explain your reasoning|walk through the logic|logic puzzle|deductions|work out",
         "zh": "证明|推导|定理|引理|公理|演绎|归纳法|反证法|严谨|一步一步|逐步|推理过程|逻辑题|谜题|解题过程",
         "ja": "証明|導出|定理|補題|公理|背理法|帰納法|厳密|順を追って|ステップバイステップ|段階的に|推論|論理パズル",
         "ko": "증명|귀납법|귀류법|엄밀|단계별로|단계적으로|차근차근|추론|논리 퍼즐|풀이 과정",
-        "ru": "докажи|докажите|доказать|доказательство|доказательства|теорема|теорему|теоремы|лемма|аксиома|"
-        "выведи|вывести|индукции|индукция|от противного|строго|строгое|строгим|строгим|по шагам|шаг за шагом|"
-        "пошагово|головоломка|логическая задача",
+        "ru": "докажи|докажите|доказать|доказательство|доказательства|теорема|теорему|теоремы|лемма|аксиома|выведи|"
+        "вывести|индукции|индукция|от противного|строго|строгое|строгим|по шагам|шаг за шагом|пошагово|головоломка|"
+        "логическая задача",
         "de": "beweise|beweisen|beweis|beweises|herleitung|herleiten|leite|induktion|widerspruch|rigoros|"
         "schritt für schritt|schrittweise|logikrätsel|rätsel:0.5",
-        "es": "demuestra|demostrar|demostración|demuestre|teorema|lema|axioma|deduce|deducir|inducción|"
-        "contradicción|rigurosamente|riguroso|rigurosa|paso a paso|acertijo|rompecabezas",
-        "pt": "prove|provar|demonstre|demonstrar|demonstração|teorema|lema|axioma|deduza|deduzir|indução|"
-        "contradição|rigorosamente|rigoroso|passo a passo|enigma:0.5|charada:0.5",
-        "fr": "démontre|démontrez|démontrer|démonstration|prouve|prouver|preuve|théorème|lemme|axiome|déduis|"
-        "déduire|récurrence|absurde|rigoureusement|rigoureuse|étape par étape|énigme:0.5",
+        "es": "demuestra|demostrar|demostración|demuestre|teorema|lema|axioma|deduce|deducir|inducción|contradicción|"
+        "rigurosamente|riguroso|rigurosa|paso a paso|acertijo|rompecabezas",
+        "pt": "prove|provar|demonstre|demonstrar|demonstração|teorema|lema|axioma|deduza|deduzir|indução|contradição|"
+        "rigorosamente|rigoroso|passo a passo|enigma:0.5|charada:0.5",
+        "fr": "démontre|démontrez|démontrer|démonstration|prouve|prouver|preuve|théorème|lemme|axiome|déduis|déduire|"
+        "récurrence|absurde|rigoureusement|rigoureuse|étape par étape|énigme:0.5",
         "hi": "सिद्ध|प्रमाण|प्रमेय|साबित|चरण दर चरण|कदम दर कदम|पहेली|उपपत्ति",
         "ar": "أثبت أن|اثبت أن|برهن|برهان|إثبات|مبرهنة|استنتج|الاستقراء|بالتناقض|خطوة بخطوة|لغز",
     },
     "code_presence": {
         "en": "code:2|coding:2|codebase:2|function:2|functions:2|python:2.5|javascript:2.5|typescript:2.5|java:2|"
-        "golang:2|rust:1.5|c++:2|c#:2|kotlin:2|swift:1|php:2|ruby:1|perl:2|scala:2|haskell:2|sql:2|regex:2|"
-        "regexp:2|regular expression:2|api:1.5|apis:1.5|endpoint:2|endpoints:2|debug:2|debugging:2|"
-        "refactor:2|refactoring:2|compile:1|compiler:1.5|bug:2|bugs:2|stack trace:2|traceback:2|exception:1.5|"
-        "syntax error:2|syntax:1|script:1|bash:2|shell:1|powershell:2|git:2|github:1.5|docker:2|dockerfile:2|"
-        "kubernetes:1|html:2|css:2|react:2|vue:2|vue.js:2|angular:2|django:2|flask:2|fastapi:2|node.js:2|"
-        "nodejs:2|node:1|express:1|express.js:2|npm:2|pip:2|pytest:2|jest:2|junit:2|unittest:2|unit tests:2|"
-        "unit test:2|pandas:2|numpy:2|json:0.5|linux:1|terminal:1|command line:1.5|cli:1.5|variable:2|"
-        "variables:2|class:1.5|classes:1.5|method:1.5|methods:1|array:2|arrays:2|string:1|strings:1|integer:1|"
-        "boolean:2|dict:2|list comprehension:2|loop:1|for loop:2|while loop:2|recursion:2|recursive:1.5|"
-        "lambda:2|decorator:2|decorators:2|async:2|await:2|mutex:2|pointer:1.5|pointers:1.5|struct:2|"
-        "backend:1.5|frontend:1.5|full-stack:2|database:1|query:1|queries:1|sqlite:2|mysql:2|postgresql:2|"
-        "postgres:2|mongodb:2|redis:1.5|sqlalchemy:2|orm:2|spring boot:2|laravel:2|jwt:1|graphql:2|websocket:2|"
-        "nginx:1.5|command:1.5|commands:1.5|repo:1.5|repository:1|commit:1.5|pull request:2|keyerror:2|"
-        "indexerror:2|typeerror:2|"
-        "valueerror:2|nullpointerexception:2|segfault:2|null:1|undefined:1|runtime:1|programming:2|"
-        "programmer:1.5|program:1|implement:1|implementation:1|time complexity:2|binary search:2|"
-        "linked list:2|hash map:2|hashmap:2|b-tree:2|lru:1.5|console.log:2|println:2|jquery:2|webpack:2|"
-        "chrome extension:2|manifest:1|stdin:2|stdout:2|hello world:2|makefile:2|gradle:2|maven:2|cargo:1|"
-        "gcc:2|jvm:2|.net:2|excel formula:2|vba:2|matlab:1.5|ide:1|software:0.5|developer:0.5|snippet:1.5|"
-        "compile error:2|error message:1|crash:0.5|tuple:2|iterator:2|generator:1|callback:2|callbacks:2|"
-        "middleware:2|router:0.5|migrations:1|schema:0.5|ci:1|typescript's:2|oop:2|solid principles:2|"
-        "div:2|print:0.5|csv:0.5|xml:0.5|yaml:0.5|deploy:0.5|containers:0.5|cron:2|crontab:2|ssh:1.5|"
-        "localhost:1.5|port:0.5|http:1|docker compose:2|rest api:2|microservice:1|unit-tests:2|"
-        "integer overflow:2|big-o:2|o(n):2|o(1):2|scratch:0.5|dart:1|elixir:1.5|lua:1.5|in python|in javascript|"
-        "in java|in rust|in sql|in c++|"
-        "in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift|en python|en javascript|em python|"
-        "em javascript|en java|em java|на python|на javascript|на java|const:1.5|var:1|vim:2|emacs:2|vscode:2|"
-        "git commit:2|bot:1|crawler:1.5|scraper:1.5|websockets:2|tic-tac-toe:0.5"
-        "|fizzbuzz:2|vscode:2|vs code:2|css:2|div:2|npm:2",
-        "zh": "代码:2|函数:2|编程:2|程序:1.5|报错:2|调试:2|接口:1|数据库:1|算法:1|脚本:1.5|变量:2|前端:1.5|"
-        "后端:1.5|编译:2|重构:2|正则:2|数组:2|字符串:2|循环:1|递归:1.5|命令行:1.5|远程分支:2|分支:0.5|"
-        "核心代码:2|测试方案:1|单元测试:2"
-        "|怎么查看:0.5|命令:1.5|终端:1.5|文件:0.5",
-        "ja": "コード:2|関数:2|プログラム:1.5|プログラミング:2|実装:1.5|バグ:2|デバッグ:2|変数:2|クラス:1|"
-        "データベース:1|スクリプト:1.5|コマンド:1.5|リファクタリング:2|配列:2|文字列:1.5|ループ:1|再帰:1.5|"
-        "エラー:1|フロントエンド:1.5|バックエンド:1.5|正規表現:2|ユニットテスト:2|依存性注入:2"
-        "|コマンド:1.5|ターミナル:1.5|ファイル:0.5|コミット:2|ブランチ:2",
-        "ko": "코드:2|함수:2|프로그램:1.5|프로그래밍:2|구현:1.5|버그:2|디버그:2|디버깅:2|변수:2|클래스:1|"
-        "데이터베이스:1|스크립트:1.5|명령어:1.5|리팩토링:2|리팩터링:2|배열:2|문자열:1.5|반복문:1.5|루프:1|"
-        "무한 루프:2|재귀:1.5|에러:1|오류:1|파이썬:2|자바스크립트:2|자바:2|백엔드:1.5|프론트엔드:1.5|"
-        "정규식:2|테스트 코드:2|리스트:1"
-        "|커밋:2|브랜치:2|터미널:1.5|파일:0.5",
-        "ru": "код:2|кода:2|коде:2|кодом:2|функция:2|функцию:2|функции:2|программа:1|программу:1|"
-        "программирование:2|программиста:1.5|программист:1.5|программиста:1.5|отладка:2|отладить:2|баг:2|"
-        "ошибку:0.5|ошибка:0.5|класс:1|класса:1|классов:1|переменная:2|переменную:2|скрипт:1.5|скрипта:1.5|"
-        "командой:1|запрос:0.5|запросы:0.5|база данных:1|базы данных:1|рефакторинг:2|отрефактори:2|"
-        "отрефакторь:2|микросервис:1|массив:2|массива:2|списка:0.5|списке:0.5|строку:0.5|цикл:1|рекурсия:1.5|"
-        "юнит-тесты:2|тесты:0.5|реализуй:1.5|реализовать:1.5|дубликаты:0.5"
-        "|функци*:2|скрипт*:1.5|программ*:1|массив*:2|запуст*:0.5|процесс*:0.5|репозитор*:2|коммит*:2|"
-        "ветк*:0.5",
-        "de": "funktion:2|funktionen:2|programm:1.5|programmieren:2|programmierung:2|klasse:1|klassen:1|"
-        "variable:2|skript:1.5|befehl:1.5|datenbank:1|abfrage:1|refaktoriere:2|refaktorieren:2|"
-        "refactoring:2|schleife:1|fehlermeldung:1|webanwendung:1|implementiere:1.5|implementieren:1.5|"
-        "branch:1|unit-tests:2|views:1|modelle:0.5|tupel:2|liste:0.5"
-        "|funktion*:2|skript*:1.5|programmier*:2|datei*:0.5|befehl*:1.5|verzeichnis*:1",
-        "es": "código:2|función:2|funciones:2|programa:1|programación:2|programar:2|clase:0.5|variable:2|"
-        "comando:1.5|base de datos:1|consulta:0.5|refactoriza:2|refactorizar:2|implementa:1.5|bucle:1|"
-        "cadena:0.5|pruebas unitarias:2|minúsculas:0.5|array:2|archivos ocultos:1"
-        "|funci*:1.5|código*:2|programa*:1|script:1.5|librería:1.5|biblioteca:0.5|archivo*:0.5|carpeta:0.5",
-        "pt": "código:2|função:2|funções:2|programa:1|programação:2|programar:2|classe:0.5|classes:0.5|"
-        "variável:2|comando:1.5|banco de dados:1|consulta:0.5|refatore:2|refatorar:2|implemente:1.5|laço:1|"
-        "erro:0.5|erro de índice:2|testes automatizados:1|testes:0.5|commits:2"
-        "|funç*:2|código*:2|script:1.5|biblioteca:1|arquivo*:0.5|pasta:0.5",
-        "fr": "code:2|fonction:2|fonctions:2|programme:1|programmation:2|programmer:2|classe:0.5|classes:0.5|"
-        "variable:2|commande:1.5|base de données:1|requête:1|refactorise:2|refactoriser:2|implémente:1.5|"
-        "implémenter:1.5|boucle:1|erreur:0.5|tests unitaires:2|chaîne:0.5|fichier:0.5"
-        "|fonction*:2|script:1.5|bibliothèque:1|fichier*:0.5|dossier*:0.5|répertoire:1",
-        "hi": "कोड:2|फ़ंक्शन:2|फंक्शन:2|प्रोग्राम:1.5|प्रोग्रामिंग:2|कमांड:1.5|डेटाबेस:1|बग:2|वेरिएबल:2|"
-        "स्क्रिप्ट:1|एरर:1|इम्प्लीमेंट:1.5|क्लास:1|लिस्ट:1|फ़ाइल:0.5"
-        "|कोड:2|फ़ाइल:0.5|फाइल:0.5",
-        "ar": "كود:2|الكود:2|~برمج:2|دالة:2|الدالة:2|الخطأ:0.5|خطأ:0.5|قاعدة بيانات:1|قاعدة البيانات:1|"
-        "بايثون:2|جافا:2|جافاسكريبت:2|سكريبت:1.5|لينكس:1.5|الأمر:0.5|اختبارات وحدات:2|متغير:1.5"
-        "|~برمج:2|أوامر:1.5|ملف:0.5|إصدار:0.5",
+        "golang:2|rust:1.5|c++:2|c#:2|kotlin:2|swift|php:2|ruby|perl:2|scala:2|haskell:2|sql:2|regex:2|regexp:2|"
+        "regular expression:2|api:1.5|apis:1.5|endpoint:2|endpoints:2|debug:2|debugging:2|refactor:2|refactoring:2|"
+        "compile|compiler:1.5|bug:2|bugs:2|stack trace:2|traceback:2|exception:1.5|syntax error:2|syntax|script|"
+        "bash:2|shell|powershell:2|git:2|github:1.5|docker:2|dockerfile:2|kubernetes|html:2|css:2|react:2|vue:2|"
+        "vue.js:2|angular:2|django:2|flask:2|fastapi:2|node.js:2|nodejs:2|node|express|express.js:2|npm:2|pip:2|"
+        "pytest:2|jest:2|junit:2|unittest:2|unit tests:2|unit test:2|pandas:2|numpy:2|json:0.5|linux|terminal|"
+        "command line:1.5|cli:1.5|variable:2|variables:2|class:1.5|classes:1.5|method:1.5|methods|array:2|arrays:2|"
+        "string|strings|integer|boolean:2|dict:2|list comprehension:2|loop|for loop:2|while loop:2|recursion:2|"
+        "recursive:1.5|lambda:2|decorator:2|decorators:2|async:2|await:2|mutex:2|pointer:1.5|pointers:1.5|struct:2|"
+        "backend:1.5|frontend:1.5|full-stack:2|database|query|queries|sqlite:2|mysql:2|postgresql:2|postgres:2|"
+        "mongodb:2|redis:1.5|sqlalchemy:2|orm:2|spring boot:2|laravel:2|jwt|graphql:2|websocket:2|nginx:1.5|"
+        "command:1.5|commands:1.5|repo:1.5|repository|commit:1.5|pull request:2|keyerror:2|indexerror:2|typeerror:2|"
+        "valueerror:2|nullpointerexception:2|segfault:2|null|undefined|runtime|programming:2|programmer:1.5|program|"
+        "implement|implementation|time complexity:2|binary search:2|linked list:2|hash map:2|hashmap:2|b-tree:2|"
+        "lru:1.5|console.log:2|println:2|jquery:2|webpack:2|chrome extension:2|manifest|stdin:2|stdout:2|"
+        "hello world:2|makefile:2|gradle:2|maven:2|cargo|gcc:2|jvm:2|.net:2|excel formula:2|vba:2|matlab:1.5|ide|"
+        "software:0.5|developer:0.5|snippet:1.5|compile error:2|error message|crash:0.5|tuple:2|iterator:2|generator|"
+        "callback:2|callbacks:2|middleware:2|router:0.5|migrations|schema:0.5|ci|typescript's:2|oop:2|"
+        "solid principles:2|div:2|print:0.5|csv:0.5|xml:0.5|yaml:0.5|deploy:0.5|containers:0.5|cron:2|crontab:2|"
+        "ssh:1.5|localhost:1.5|port:0.5|http|docker compose:2|rest api:2|microservice|unit-tests:2|integer overflow:2|"
+        "big-o:2|o(n):2|o(1):2|scratch:0.5|dart|elixir:1.5|lua:1.5|in python|in javascript|in java|in rust|in sql|"
+        "in c++|in go|in bash|in typescript|in c#|in php|in ruby|in kotlin|in swift|en python|en javascript|em python|"
+        "em javascript|en java|em java|на python|на javascript|на java|const:1.5|var|vim:2|emacs:2|vscode:2|"
+        "git commit:2|bot|crawler:1.5|scraper:1.5|websockets:2|tic-tac-toe:0.5|fizzbuzz:2|vs code:2",
+        "zh": "代码:2|函数:2|编程:2|程序:1.5|报错:2|调试:2|接口|数据库|算法|脚本:1.5|变量:2|前端:1.5|后端:1.5|编译:2|"
+        "重构:2|正则:2|数组:2|字符串:2|循环|递归:1.5|命令行:1.5|远程分支:2|分支:0.5|核心代码:2|测试方案|单元测试:2|"
+        "怎么查看:0.5|命令:1.5|终端:1.5|文件:0.5",
+        "ja": "コード:2|関数:2|プログラム:1.5|プログラミング:2|実装:1.5|バグ:2|デバッグ:2|変数:2|クラス|データベース|"
+        "スクリプト:1.5|コマンド:1.5|リファクタリング:2|配列:2|文字列:1.5|ループ|再帰:1.5|エラー|フロントエンド:1.5|"
+        "バックエンド:1.5|正規表現:2|ユニットテスト:2|依存性注入:2|ターミナル:1.5|ファイル:0.5|コミット:2|ブランチ:2",
+        "ko": "코드:2|함수:2|프로그램:1.5|프로그래밍:2|구현:1.5|버그:2|디버그:2|디버깅:2|변수:2|클래스|데이터베이스|"
+        "스크립트:1.5|명령어:1.5|리팩토링:2|리팩터링:2|배열:2|문자열:1.5|반복문:1.5|루프|무한 루프:2|재귀:1.5|에러|"
+        "오류|파이썬:2|자바스크립트:2|자바:2|백엔드:1.5|프론트엔드:1.5|정규식:2|테스트 코드:2|리스트|커밋:2|브랜치:2|"
+        "터미널:1.5|파일:0.5",
+        "ru": "код:2|кода:2|коде:2|кодом:2|функция:2|функцию:2|функции:2|программа|программу|программирование:2|"
+        "программиста:1.5|программист:1.5|отладка:2|отладить:2|баг:2|ошибку:0.5|ошибка:0.5|класс|класса|классов|"
+        "переменная:2|переменную:2|скрипт:1.5|скрипта:1.5|командой|запрос:0.5|запросы:0.5|база данных|базы данных|"
+        "рефакторинг:2|отрефактори:2|отрефакторь:2|микросервис|массив:2|массива:2|списка:0.5|списке:0.5|строку:0.5|"
+        "цикл|рекурсия:1.5|юнит-тесты:2|тесты:0.5|реализуй:1.5|реализовать:1.5|дубликаты:0.5|функци*:2|скрипт*:1.5|"
+        "программ*|массив*:2|запуст*:0.5|процесс*:0.5|репозитор*:2|коммит*:2|ветк*:0.5",
+        "de": "funktion:2|funktionen:2|programm:1.5|programmieren:2|programmierung:2|klasse|klassen|variable:2|"
+        "skript:1.5|befehl:1.5|datenbank|abfrage|refaktoriere:2|refaktorieren:2|refactoring:2|schleife|fehlermeldung|"
+        "webanwendung|implementiere:1.5|implementieren:1.5|branch|unit-tests:2|views|modelle:0.5|tupel:2|liste:0.5|"
+        "funktion*:2|skript*:1.5|programmier*:2|datei*:0.5|befehl*:1.5|verzeichnis*",
+        "es": "código:2|función:2|funciones:2|programa|programación:2|programar:2|clase:0.5|variable:2|comando:1.5|"
+        "base de datos|consulta:0.5|refactoriza:2|refactorizar:2|implementa:1.5|bucle|cadena:0.5|pruebas unitarias:2|"
+        "minúsculas:0.5|array:2|archivos ocultos|funci*:1.5|código*:2|programa*|script:1.5|librería:1.5|"
+        "biblioteca:0.5|archivo*:0.5|carpeta:0.5",
+        "pt": "código:2|função:2|funções:2|programa|programação:2|programar:2|classe:0.5|classes:0.5|variável:2|"
+        "comando:1.5|banco de dados|consulta:0.5|refatore:2|refatorar:2|implemente:1.5|laço|erro:0.5|erro de índice:2|"
+        "testes automatizados|testes:0.5|commits:2|funç*:2|código*:2|script:1.5|biblioteca|arquivo*:0.5|pasta:0.5",
+        "fr": "code:2|fonction:2|fonctions:2|programme|programmation:2|programmer:2|classe:0.5|classes:0.5|variable:2|"
+        "commande:1.5|base de données|requête|refactorise:2|refactoriser:2|implémente:1.5|implémenter:1.5|boucle|"
+        "erreur:0.5|tests unitaires:2|chaîne:0.5|fichier:0.5|fonction*:2|script:1.5|bibliothèque|fichier*:0.5|"
+        "dossier*:0.5|répertoire",
+        "hi": "कोड:2|फ़ंक्शन:2|फंक्शन:2|प्रोग्राम:1.5|प्रोग्रामिंग:2|कमांड:1.5|डेटाबेस|बग:2|वेरिएबल:2|स्क्रिप्ट|एरर|"
+        "इम्प्लीमेंट:1.5|क्लास|लिस्ट|फ़ाइल:0.5|फाइल:0.5",
+        "ar": "كود:2|الكود:2|~برمج:2|دالة:2|الدالة:2|الخطأ:0.5|خطأ:0.5|قاعدة بيانات|قاعدة البيانات|بايثون:2|جافا:2|"
+        "جافاسكريبت:2|سكريبت:1.5|لينكس:1.5|الأمر:0.5|اختبارات وحدات:2|متغير:1.5|أوامر:1.5|ملف:0.5|إصدار:0.5",
     },
     "multi_step": {
-        "en": "first|then|next|finally|afterwards|after that|and then|step 1|step one|phase|phases|phased|"
-        "stages|milestones",
+        "en": "first|then|next|finally|afterwards|after that|and then|step 1|step one|phase|phases|phased|stages|"
+        "milestones",
         "zh": "首先|然后|接着|最后|第一步|其次|分阶段",
         "ja": "まず|次に|最後に|それから|第一に|段階",
         "ko": "먼저|그다음|그 다음|마지막으로|첫째|단계",
@@ -244,122 +230,106 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "أولا|أولًا|ثم|بعد ذلك|أخيرا|أخيرًا|مراحل",
     },
     "technical_terms": {
-        "en": "algorithm|algorithms|architecture|architectural|distributed|scalability|scalable|scaling|"
-        "microservice|microservices|latency|throughput|concurrency|concurrent|thread-safe|encryption|protocol|"
-        "authentication|authorization|infrastructure|load balancer|load balancing|deployment|kubernetes|"
-        "cluster|consensus|replication|sharding|partitioning|failover|idempotency|idempotent|rate limiter|"
-        "rate limiting|caching|cache|kafka|message queue|event-driven|serverless|multi-tenant|observability|"
-        "monitoring|ci/cd|pipeline|orchestration|high availability|high-availability|fault tolerance|"
-        "real-time|websocket|oauth|jwt|tls|dns|tcp|udp|grpc|graphql|schema|migrations|orm|indexing|"
-        "transaction|transactions|machine learning|neural network|gradient|optimization|optimisation|"
-        "compiler|interpreter|parser|tokenizer|ast|kernel|benchmark|profiling|performance|pagination|"
-        "validation|proration|billing|sliding window|snapshot|raft|paxos|b-tree|lru|o(1)|metrics|"
-        "readiness|hpa|ingress|replicas|backend|database schema|api|rest api|deployment|securitisation|"
-        "leverage|regulatory",
-        "zh": "架构|分布式|算法|高并发|并发|微服务|缓存|集群|一致性|协议|加密|认证|负载均衡|部署|容器|"
-        "表设计|限流|异步|消息队列|性能|扩展性|可扩展|快照|节点|防止超卖",
-        "ja": "アーキテクチャ|分散|アルゴリズム|認証|スケーラビリティ|マイクロサービス|キャッシュ|"
-        "データベース設計|非同期|リアルタイム|並行|暗号化|負荷分散|パフォーマンス|依存性注入",
-        "ko": "아키텍처|분산|알고리즘|인증|확장성|마이크로서비스|캐시|동시성|비동기|배포|장애 대응|로드 밸런서|"
-        "성능|스키마|메트릭|트래픽|데이터베이스 스키마",
-        "ru": "архитектура|архитектуру|архитектуры|распределённый|распределенный|алгоритм|алгоритма|"
-        "масштабирование|масштабированию|микросервис|аутентификация|согласованности|согласованность|очередь|"
-        "идемпотентность|кэш|производительность|репликация|шардирование|отказоустойчивость",
+        "en": "algorithm|algorithms|architecture|architectural|distributed|scalability|scalable|scaling|microservice|"
+        "microservices|latency|throughput|concurrency|concurrent|thread-safe|encryption|protocol|authentication|"
+        "authorization|infrastructure|load balancer|load balancing|deployment|kubernetes|cluster|consensus|"
+        "replication|sharding|partitioning|failover|idempotency|idempotent|rate limiter|rate limiting|caching|cache|"
+        "kafka|message queue|event-driven|serverless|multi-tenant|observability|monitoring|ci/cd|pipeline|"
+        "orchestration|high availability|high-availability|fault tolerance|real-time|websocket|oauth|jwt|tls|dns|tcp|"
+        "udp|grpc|graphql|schema|migrations|orm|indexing|transaction|transactions|machine learning|neural network|"
+        "gradient|optimization|optimisation|compiler|interpreter|parser|tokenizer|ast|kernel|benchmark|profiling|"
+        "performance|pagination|validation|proration|billing|sliding window|snapshot|raft|paxos|b-tree|lru|o(1)|"
+        "metrics|readiness|hpa|ingress|replicas|backend|database schema|api|rest api|securitisation|leverage|"
+        "regulatory",
+        "zh": "架构|分布式|算法|高并发|并发|微服务|缓存|集群|一致性|协议|加密|认证|负载均衡|部署|容器|表设计|限流|"
+        "异步|消息队列|性能|扩展性|可扩展|快照|节点|防止超卖",
+        "ja": "アーキテクチャ|分散|アルゴリズム|認証|スケーラビリティ|マイクロサービス|キャッシュ|データベース設計|"
+        "非同期|リアルタイム|並行|暗号化|負荷分散|パフォーマンス|依存性注入",
+        "ko": "아키텍처|분산|알고리즘|인증|확장성|마이크로서비스|캐시|동시성|비동기|배포|장애 대응|로드 밸런서|성능|"
+        "스키마|메트릭|트래픽|데이터베이스 스키마",
+        "ru": "архитектура|архитектуру|архитектуры|распределённый|распределенный|алгоритм|алгоритма|масштабирование|"
+        "масштабированию|микросервис|аутентификация|согласованности|согласованность|очередь|идемпотентность|кэш|"
+        "производительность|репликация|шардирование|отказоустойчивость",
         "de": "architektur|verteilt|verteilte|algorithmus|skalierbarkeit|skalierbar|authentifizierung|latenz|"
         "durchsatz|verschlüsselung|infrastruktur|bereitstellung|schnittstelle|benutzerrollen|rest-api",
-        "es": "arquitectura|distribuido|distribuida|algoritmo|escalabilidad|escalable|autenticación|"
-        "microservicios|latencia|cifrado|infraestructura|despliegue|tiempo real|concurrencia",
-        "pt": "arquitetura|distribuído|distribuída|algoritmo|escalabilidade|escalável|autenticação|"
-        "microsserviços|latência|criptografia|infraestrutura|implantação|tempo real|concorrência",
+        "es": "arquitectura|distribuido|distribuida|algoritmo|escalabilidad|escalable|autenticación|microservicios|"
+        "latencia|cifrado|infraestructura|despliegue|tiempo real|concurrencia",
+        "pt": "arquitetura|distribuído|distribuída|algoritmo|escalabilidade|escalável|autenticação|microsserviços|"
+        "latência|criptografia|infraestrutura|implantação|tempo real|concorrência",
         "fr": "architecture|distribué|distribuée|algorithme|scalabilité|évolutivité|authentification|latence|"
         "chiffrement|infrastructure|déploiement|temps réel|concurrence",
         "hi": "आर्किटेक्चर|एल्गोरिदम|एल्गोरिथम|डेटाबेस|ऑथेंटिकेशन|स्केलेबिलिटी|सर्वर|ग्रेडिंग",
         "ar": "البنية|خوارزمية|الخوارزمية|المصادقة|قابلية التوسع|الخوادم|خادم|واجهة برمجية",
     },
     "creative_markers": {
-        "en": "story:2.5|stories:2.5|short story:3|poem:3|poems:3|poetry:3|poetic:2|haiku:3|limerick:3|"
-        "sonnet:3|ode:2|ballad:2|verse:1.5|verses:1.5|stanza:2|stanzas:2|rhyme:2.5|rhymes:2.5|rhyming:2.5|"
-        "couplet:2.5|song:2|songs:2|lyrics:3|jingle:3|slogan:3|slogans:3|tagline:3|catchphrase:2.5|motto:2|"
-        "joke:3|jokes:3|pun:3|puns:2.5|funny:1|humorous:1.5|fiction:2.5|fictional:2|flash fiction:3|tale:2.5|"
-        "fairy tale:3|fable:3|bedtime story:3|novel:2.5|novella:3|chapter:1.5|screenplay:3|scene:1.5|"
-        "dialogue:2|monologue:2.5|character:1.5|characters:1.5|protagonist:2.5|plot:1|narrator:2.5|"
-        "narrative:1.5|point-of-view:1.5|cliffhanger:3|twist ending:2.5|fantasy:2|sci-fi:2|"
-        "science fiction:2.5|horror story:3|imagine:1.5|creative:1.5|toast:2|speech:1.5|eulogy:2.5|"
-        "caption:2|hashtags:1.5|blurb:2.5|ad copy:3|copywriting:3|marketing copy:3|campaign:1.5|"
-        "brand story:3|product description:2.5|name for:2|name ideas:2.5|names for:2|nickname:2.5|"
-        "title for:2|come up with:1|invent:1|make up:1.5|birthday message:2.5|greeting card:2.5|"
-        "love letter:3|wedding:1|pickup line:3|rpg:2|tabletop:1.5|worldbuilding:3|npcs:2|picture book:3|"
-        "children's book:3|comedy:2|stand-up:2.5|rap:2.5|iambic:3|rhyme scheme:3|storyline:2.5|"
-        "storytelling:2.5|whimsical:2|persuasive:1|cover letter:1.5|instagram:1|tweet:1.5|poet:2|"
-        "ad scripts:2.5|tv ad:2|sounds more poetic:3|heartfelt:1.5|bio:2|catchphrase:3|greeting:2|congratulations:2|"
-        "birthday:1.5|anniversary:1.5|thank-you note:2.5|thank you note:2.5|wishes:1.5|vows:2.5|play:1|"
-        "three-act:3|stage directions:2.5|act:1|roles:1|fun:1|catchy:2|witty:2|silly:1.5|cute:1.5|rhymes:2.5|"
-        "motivational quote:3|motivational:1.5|quote:1"
-        "|drama:2|radio drama:3|radio play:3|skit:3|fable:3|fables:3|lullaby:3|verse:2|rap verse:3|name for:3|"
-        "names for:3|title for:2.5|hashtag:2|hashtags:2|episodes:1|sonnets:3|haikus:3|limericks:3",
+        "en": "story:2.5|stories:2.5|short story:3|poem:3|poems:3|poetry:3|poetic:2|haiku:3|limerick:3|sonnet:3|ode:2|"
+        "ballad:2|verse:2|verses:1.5|stanza:2|stanzas:2|rhyme:2.5|rhymes:2.5|rhyming:2.5|couplet:2.5|song:2|songs:2|"
+        "lyrics:3|jingle:3|slogan:3|slogans:3|tagline:3|catchphrase:3|motto:2|joke:3|jokes:3|pun:3|puns:2.5|funny|"
+        "humorous:1.5|fiction:2.5|fictional:2|flash fiction:3|tale:2.5|fairy tale:3|fable:3|bedtime story:3|novel:2.5|"
+        "novella:3|chapter:1.5|screenplay:3|scene:1.5|dialogue:2|monologue:2.5|character:1.5|characters:1.5|"
+        "protagonist:2.5|plot|narrator:2.5|narrative:1.5|point-of-view:1.5|cliffhanger:3|twist ending:2.5|fantasy:2|"
+        "sci-fi:2|science fiction:2.5|horror story:3|imagine:1.5|creative:1.5|toast:2|speech:1.5|eulogy:2.5|caption:2|"
+        "hashtags:2|blurb:2.5|ad copy:3|copywriting:3|marketing copy:3|campaign:1.5|brand story:3|"
+        "product description:2.5|name for:3|name ideas:2.5|names for:3|nickname:2.5|title for:2.5|come up with|invent|"
+        "make up:1.5|birthday message:2.5|greeting card:2.5|love letter:3|wedding|pickup line:3|rpg:2|tabletop:1.5|"
+        "worldbuilding:3|npcs:2|picture book:3|children's book:3|comedy:2|stand-up:2.5|rap:2.5|iambic:3|"
+        "rhyme scheme:3|storyline:2.5|storytelling:2.5|whimsical:2|persuasive|cover letter:1.5|instagram|tweet:1.5|"
+        "poet:2|ad scripts:2.5|tv ad:2|sounds more poetic:3|heartfelt:1.5|bio:2|greeting:2|congratulations:2|"
+        "birthday:1.5|anniversary:1.5|thank-you note:2.5|thank you note:2.5|wishes:1.5|vows:2.5|play|three-act:3|"
+        "stage directions:2.5|act|roles|fun|catchy:2|witty:2|silly:1.5|cute:1.5|motivational quote:3|motivational:1.5|"
+        "quote|drama:2|radio drama:3|radio play:3|skit:3|fables:3|lullaby:3|rap verse:3|hashtag:2|episodes|sonnets:3|"
+        "haikus:3|limericks:3",
         "zh": "故事:2.5|首诗:3|写诗:3|小诗:3|古诗:2.5|诗歌:3|现代诗:3|短句:2|写一句:1.5|诗词:3|小说:2.5|歌词:3|"
-        "广告语:3|口号:3|标语:3|起名:3|"
-        "起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|营销方案:2.5|祝福:2.5|祝福语:3|"
-        "祝贺:2|生日:1.5|致辞:2|"
-        "一封信:2|写一封:1.5|贺卡:2.5|情书:3|演讲稿:2|"
-        "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5"
-        "|短诗:3|一首:2.5|首歌:2.5|作诗:3|打油诗:3|藏头诗:3|段子:2.5|台词:2|剧情:1.5|话剧:3|相声:3|小品:2.5|取名:3|取个:1.5|网名:2.5|昵称:2"
-        "|小故事:2.5|写一首:2.5",
-        "ja": "物語:3|詩を:3|の詩:2.5|詩:1|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
-        "ジョーク:3|冗談:2|童話:3|ストーリー:2.5|スピーチ:2|脚本:2.5|ブランディング:2|ファンタジー:2|"
-        "主人公:2.5|お祝い:1.5|メッセージ:1.5|誕生日:1.5|演劇:2.5|手紙:1.5|キャッチフレーズ:3|おもしろい:1.5|"
-        "面白い:1.5"
-        "|店名:2.5|名前を考え:3|名前をつけ:3|ネーミング:3|タイトル:1.5|短い詩:3|ポエム:3|川柳:3|台本:3|劇:2|童謡:3|子守唄:3|詩:2",
+        "广告语:3|口号:3|标语:3|起名:3|起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|"
+        "营销方案:2.5|祝福:2.5|祝福语:3|祝贺:2|生日:1.5|致辞:2|一封信:2|写一封:1.5|贺卡:2.5|情书:3|演讲稿:2|"
+        "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5|短诗:3|一首:2.5|首歌:2.5|作诗:3|打油诗:3|藏头诗:3|"
+        "段子:2.5|台词:2|剧情:1.5|话剧:3|相声:3|小品:2.5|取名:3|取个:1.5|网名:2.5|昵称:2|小故事:2.5|写一首:2.5",
+        "ja": "物語:3|詩を:3|の詩:2.5|詩:2|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
+        "ジョーク:3|冗談:2|童話:3|ストーリー:2.5|スピーチ:2|脚本:2.5|ブランディング:2|ファンタジー:2|主人公:2.5|"
+        "お祝い:1.5|メッセージ:1.5|誕生日:1.5|演劇:2.5|手紙:1.5|キャッチフレーズ:3|おもしろい:1.5|面白い:1.5|店名:2.5|"
+        "名前を考え:3|名前をつけ:3|ネーミング:3|タイトル:1.5|短い詩:3|ポエム:3|川柳:3|台本:3|劇:2|童謡:3|子守唄:3",
         "ko": "이야기:2.5|시를 써:3|시를 지어:3|짧은 시:3|시 한 편:3|소설:2.5|가사:3|슬로건:3|홍보 문구:3|문구:2|"
-        "이름 좀:2.5|이름을 지어:3|지어 주세요:1.5|지어줘:1.5|농담:3|동화:3|편지:2|캠페인:1.5|"
-        "광고 영상:2|대본:2.5|등장인물:2.5|반전:1.5|복선:2.5|생신 축하:2|캐치프레이즈:3|축하 메시지:2.5|축하:1.5|"
-        "생일:1.5|재미있는:1.5|노래:2|동시:2.5|글귀:2|카피:2|이름 추천:3|웹소설:3|축사:2.5|연설문:2"
-        "|이름 하나:2|이름 지어:3|이름을 추천:3|채널명:2.5|닉네임:3|자장가:3|희곡:3|연극:2.5|콩트:3|랩 가사:3|광고 문구:3"
-        "|이야기를:2.5",
-        "ru": "рассказ:2.5|рассказа:2|стих:3|стихи:3|стихотворение:3|поэма:3|сказка:3|сказку:3|сказки:2|"
-        "роман:1.5|песня:2|песню:2|слоган:3|название:1.5|придумай:1.5|сочини:2.5|шутка:3|шутку:3|"
-        "анекдот:3|сценарий:1.5|сценария:1.5|сценариев:1.5|кампанию:1.5|рекламную:2|героя:1|героев:1|"
-        "развязка:2|фантастический:2|четверостишие:3|стишок:3|речь:1.5|свадьбу:1|поздравление:2.5|поздравь:2|"
-        "пожелание:2|тост:2|открытку:2|смешное:1.5|забавное:1.5"
-        "|повесть:3|повести:3|пьеса:3|пьесу:3|пьесы:3|радиопостановк*:3|сценк*:3|басн*:3|колыбельн*:3|стих*:3|"
-        "поэм*:3|рассказ|рассказы|рассказов|сказк*:3|имя для:3|название для:3|слоган*:3|детектив*:2|глав:1",
-        "de": "geschichte:1|kurzgeschichte:3|gedicht:3|gedichte:3|märchen:3|roman:1.5|lied:2|liedtext:3|"
-        "slogan:3|werbeslogan:3|namen:1.5|witz:3|drehbuch:3|drehbücher:3|erzählung:2.5|werbekampagne:2.5|"
-        "kampagne:1.5|reim:2.5|strophe:2.5|perspektiven:1|wendung:1.5|rückblenden:2.5|"
-        "markengeschichte:3|fantasie:2|theaterstück:3|theaterstücks:3|regieanweisungen:2.5|figuren:1.5|rede:1.5|"
-        "hochzeit:1|glückwunsch:2.5|glückwünsche:2.5|geburtstag:1.5|lustiges:1.5|lustige:1.5|"
-        "trinkspruch:2.5|grußkarte:2.5|dankesbrief:2"
-        "|hörspiel:3|hörspiels:3|theaterstück:3|sketch:3|fabel:3|schlaflied:3|wiegenlied:3|gedicht*:3|"
-        "novelle:3|namen für:3|name für:3|reim*:2.5|witz*:3|lustig*:1.5",
-        "es": "cuento:3|cuentos:3|historia:1|relato:3|poema:3|poesía:3|novela:2.5|canción:2.5|eslogan:3|"
-        "nombre:1.5|chiste:3|guion:2.5|guiones:2.5|campaña:1.5|publicitaria:1.5|narradores:2.5|"
-        "narrador:2.5|verso:2|rima:2.5|personajes:2|inventa:1.5|felicitación:2.5|felicitar:2|cumpleaños:1.5|"
-        "divertido:1.5|divertida:1.5|brindis:2.5|mensaje:1|discurso:1.5|boda:1"
-        "|obra de teatro:3|radionovela:3|radioteatro:3|fábula:3|canción de cuna:3|nana:2|poema*:3|cuento*:3|"
-        "relato*:3|novela*:2.5|nombre para:3|chiste*:3|sketch:3|microrrelato:3",
-        "pt": "conto:3|contos:3|história:1|poema:3|poesia:3|romance:1.5|canção:2.5|slogan:3|nome:1.5|"
-        "piada:3|roteiro:2.5|roteiros:2.5|campanha:1.5|personagens:2|verso:2|rima:2.5|mensagem:1|aniversário:1.5|"
-        "divertida:1.5|divertido:1.5|parabéns:2|felicitações:2.5|brinde:2|discurso:1.5|casamento:1|apelido:2.5"
-        "|peça de teatro:3|peça:1.5|radionovela:3|fábula:3|canção de ninar:3|poema*:3|conto*:3|crônica:2.5|"
-        "nome para:3|piada*:3|roteiro*:2.5|esquete:3|cordel:3",
-        "fr": "histoire:1|conte:3|poème:3|poésie:3|nouvelle:1.5|roman:1.5|chanson:2.5|slogan:3|nom:1|"
-        "blague:3|scénario:2|scénarios:2|campagne:1.5|publicitaire:1.5|narrateurs:2.5|narrateur:2.5|"
-        "personnages:2|rime:2.5|discours:1.5|mariage:1|anniversaire:1.5|félicitations:2.5|drôle:1.5|amusant:1.5|"
-        "toast:2|carte:1"
-        "|pièce de théâtre:3|pièce:1.5|sketch:3|fable:3|berceuse:3|chanson*:2.5|poème*:3|conte*:3|nom pour:3|"
-        "slogan*:3|blague*:3|dialogue:2",
-        "hi": "कहानी:3|कविता:3|गीत:2.5|नारा:3|नाम:1.5|चुटकुला:3|उपन्यास:2.5|अभियान:1.5|विज्ञापन:1.5|"
-        "शायरी:3|ब्रांड:1|भाषण:1.5|बधाई:2.5|शुभकामना:2.5|शुभकामनाएं:2.5|जन्मदिन:1.5|मज़ेदार:1.5|मजेदार:1.5|संदेश:1"
-        "|नाटक:3|लोरी:3|दोहा:3|चुटकुले:3|व्यंग्य:2.5",
-        "ar": "قصة:3|القصة:3|قصيدة:3|شعر:2|الشعر:2|رواية:2.5|أغنية:2.5|شعارًا:3|شعار:2|الشعار:2|اسمًا:1.5|"
-        "اسم:1|نكتة:3|حملة:1.5|تسويقية:1.5|إعلانات:1.5|سيناريو:2|حكاية:3|~تهنئة:2.5|~معايدة:2.5|"
-        "عيد ميلاد:1.5|مضحكة:1.5|طريفة:1.5|خطاب:1.5"
-        "|مسرحية:3|~مسرحي:2.5|~قصيد:3|~قصص:2.5|~تهويدة:3|خاطرة:2.5",
+        "이름 좀:2.5|이름을 지어:3|지어 주세요:1.5|지어줘:1.5|농담:3|동화:3|편지:2|캠페인:1.5|광고 영상:2|대본:2.5|"
+        "등장인물:2.5|반전:1.5|복선:2.5|생신 축하:2|캐치프레이즈:3|축하 메시지:2.5|축하:1.5|생일:1.5|재미있는:1.5|"
+        "노래:2|동시:2.5|글귀:2|카피:2|이름 추천:3|웹소설:3|축사:2.5|연설문:2|이름 하나:2|이름 지어:3|이름을 추천:3|"
+        "채널명:2.5|닉네임:3|자장가:3|희곡:3|연극:2.5|콩트:3|랩 가사:3|광고 문구:3|이야기를:2.5",
+        "ru": "рассказ:2.5|рассказа:2|стих:3|стихи:3|стихотворение:3|поэма:3|сказка:3|сказку:3|сказки:2|роман:1.5|"
+        "песня:2|песню:2|слоган:3|название:1.5|придумай:1.5|сочини:2.5|шутка:3|шутку:3|анекдот:3|сценарий:1.5|"
+        "сценария:1.5|сценариев:1.5|кампанию:1.5|рекламную:2|героя|героев|развязка:2|фантастический:2|четверостишие:3|"
+        "стишок:3|речь:1.5|свадьбу|поздравление:2.5|поздравь:2|пожелание:2|тост:2|открытку:2|смешное:1.5|забавное:1.5|"
+        "повесть:3|повести:3|пьеса:3|пьесу:3|пьесы:3|радиопостановк*:3|сценк*:3|басн*:3|колыбельн*:3|стих*:3|поэм*:3|"
+        "рассказы|рассказов|сказк*:3|имя для:3|название для:3|слоган*:3|детектив*:2|глав",
+        "de": "geschichte|kurzgeschichte:3|gedicht:3|gedichte:3|märchen:3|roman:1.5|lied:2|liedtext:3|slogan:3|"
+        "werbeslogan:3|namen:1.5|witz:3|drehbuch:3|drehbücher:3|erzählung:2.5|werbekampagne:2.5|kampagne:1.5|reim:2.5|"
+        "strophe:2.5|perspektiven|wendung:1.5|rückblenden:2.5|markengeschichte:3|fantasie:2|theaterstück:3|"
+        "theaterstücks:3|regieanweisungen:2.5|figuren:1.5|rede:1.5|hochzeit|glückwunsch:2.5|glückwünsche:2.5|"
+        "geburtstag:1.5|lustiges:1.5|lustige:1.5|trinkspruch:2.5|grußkarte:2.5|dankesbrief:2|hörspiel:3|hörspiels:3|"
+        "sketch:3|fabel:3|schlaflied:3|wiegenlied:3|gedicht*:3|novelle:3|namen für:3|name für:3|reim*:2.5|witz*:3|"
+        "lustig*:1.5",
+        "es": "cuento:3|cuentos:3|historia|relato:3|poema:3|poesía:3|novela:2.5|canción:2.5|eslogan:3|nombre:1.5|"
+        "chiste:3|guion:2.5|guiones:2.5|campaña:1.5|publicitaria:1.5|narradores:2.5|narrador:2.5|verso:2|rima:2.5|"
+        "personajes:2|inventa:1.5|felicitación:2.5|felicitar:2|cumpleaños:1.5|divertido:1.5|divertida:1.5|brindis:2.5|"
+        "mensaje|discurso:1.5|boda|obra de teatro:3|radionovela:3|radioteatro:3|fábula:3|canción de cuna:3|nana:2|"
+        "poema*:3|cuento*:3|relato*:3|novela*:2.5|nombre para:3|chiste*:3|sketch:3|microrrelato:3",
+        "pt": "conto:3|contos:3|história|poema:3|poesia:3|romance:1.5|canção:2.5|slogan:3|nome:1.5|piada:3|"
+        "roteiro:2.5|roteiros:2.5|campanha:1.5|personagens:2|verso:2|rima:2.5|mensagem|aniversário:1.5|divertida:1.5|"
+        "divertido:1.5|parabéns:2|felicitações:2.5|brinde:2|discurso:1.5|casamento|apelido:2.5|peça de teatro:3|"
+        "peça:1.5|radionovela:3|fábula:3|canção de ninar:3|poema*:3|conto*:3|crônica:2.5|nome para:3|piada*:3|"
+        "roteiro*:2.5|esquete:3|cordel:3",
+        "fr": "histoire|conte:3|poème:3|poésie:3|nouvelle:1.5|roman:1.5|chanson:2.5|slogan:3|nom|blague:3|scénario:2|"
+        "scénarios:2|campagne:1.5|publicitaire:1.5|narrateurs:2.5|narrateur:2.5|personnages:2|rime:2.5|discours:1.5|"
+        "mariage|anniversaire:1.5|félicitations:2.5|drôle:1.5|amusant:1.5|toast:2|carte|pièce de théâtre:3|pièce:1.5|"
+        "sketch:3|fable:3|berceuse:3|chanson*:2.5|poème*:3|conte*:3|nom pour:3|slogan*:3|blague*:3|dialogue:2",
+        "hi": "कहानी:3|कविता:3|गीत:2.5|नारा:3|नाम:1.5|चुटकुला:3|उपन्यास:2.5|अभियान:1.5|विज्ञापन:1.5|शायरी:3|ब्रांड|"
+        "भाषण:1.5|बधाई:2.5|शुभकामना:2.5|शुभकामनाएं:2.5|जन्मदिन:1.5|मज़ेदार:1.5|मजेदार:1.5|संदेश|नाटक:3|लोरी:3|दोहा:3|"
+        "चुटकुले:3|व्यंग्य:2.5",
+        "ar": "قصة:3|القصة:3|قصيدة:3|شعر:2|الشعر:2|رواية:2.5|أغنية:2.5|شعارًا:3|شعار:2|الشعار:2|اسمًا:1.5|اسم|نكتة:3|"
+        "حملة:1.5|تسويقية:1.5|إعلانات:1.5|سيناريو:2|حكاية:3|~تهنئة:2.5|~معايدة:2.5|عيد ميلاد:1.5|مضحكة:1.5|طريفة:1.5|"
+        "خطاب:1.5|مسرحية:3|~مسرحي:2.5|~قصيد:3|~قصص:2.5|~تهويدة:3|خاطرة:2.5",
     },
     "constraints": {
         "en": "must|exactly|at most|at least|no more than|no longer than|ensure|make sure|limit|strictly|only|"
-        "required|requirement|requirements|maximum|minimum|under|within|each|every|keep it|constraints|"
-        "should|cannot",
+        "required|requirement|requirements|maximum|minimum|under|within|each|every|keep it|constraints|should|cannot",
         "zh": "必须|至少|最多|不超过|要求|确保|每个|每天|限制",
         "ja": "必ず|以内|以上|少なくとも|最大|条件|それぞれ|ごと",
         "ko": "반드시|이상|이내|최소|최대|포함해|각각|모두",
@@ -372,8 +342,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "يجب|على الأقل|بحد أقصى|كل",
     },
     "agentic_verbs": {
-        "en": "deploy|install|run|execute|verify|commit|push|configure|set up|migrate|provision|automate|"
-        "edit file|edit the file|create a file|open a pull request|rollback|upgrade|monitor|schedule",
+        "en": "deploy|install|run|execute|verify|commit|push|configure|set up|migrate|provision|automate|edit file|"
+        "edit the file|create a file|open a pull request|rollback|upgrade|monitor|schedule",
         "zh": "部署|安装|运行|执行|配置|迁移|上线",
         "ja": "デプロイ|インストール|実行|設定|移行",
         "ko": "배포|설치|실행|설정|마이그레이션",
@@ -386,27 +356,22 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "ثبت|تثبيت|شغل|تشغيل",
     },
     "imperatives": {
-        "en": "implement|build|create|fix|write|design|develop|make|generate|add|produce|construct|draft|"
-        "compose|rewrite|convert|optimize|optimise",
-        "zh": "实现|设计|编写|写一|开发|构建|创建|生成|修复|写一个|写一首|写一篇"
-        "|帮我写|写个|写篇|写段",
-        "ja": "実装|設計|書いて|作成|開発|構築|作って|修正"
-        "|書いてください|作成して",
-        "ko": "구현|설계|작성|개발|구축|만들어|수정"
-        "|써 주세요|써줘|써 줘|지어 주세요|지어줘|짜 주세요|짜 줘",
+        "en": "implement|build|create|fix|write|design|develop|make|generate|add|produce|construct|draft|compose|"
+        "rewrite|convert|optimize|optimise",
+        "zh": "实现|设计|编写|写一|开发|构建|创建|生成|修复|写一个|写一首|写一篇|帮我写|写个|写篇|写段",
+        "ja": "実装|設計|書いて|作成|開発|構築|作って|修正|書いてください|作成して",
+        "ko": "구현|설계|작성|개발|구축|만들어|수정|써 주세요|써줘|써 줘|지어 주세요|지어줘|짜 주세요|짜 줘",
         "ru": "напиши|реализуй|спроектируй|создай|разработай|исправь|построй|сделай|составь",
         "de": "schreibe|schreib|implementiere|entwirf|erstelle|entwickle|baue|behebe",
         "es": "escribe|implementa|diseña|crea|desarrolla|construye|corrige|haz|elabora",
         "pt": "escreva|implemente|projete|crie|desenvolva|construa|corrija|faça",
         "fr": "écris|implémente|conçois|crée|développe|construis|corrige|rédige",
-        "hi": "लिखिए|लिखो|बनाइए|बनाओ|डिज़ाइन|विकसित"
-        "|लिखें|बनाएं",
-        "ar": "اكتب|صمم|نفذ|أنشئ|طور"
-        "|أنشئ|اكتبي",
+        "hi": "लिखिए|लिखो|बनाइए|बनाओ|डिज़ाइन|विकसित|लिखें|बनाएं",
+        "ar": "اكتب|صمم|نفذ|أنشئ|طور|اكتبي",
     },
     "output_format": {
-        "en": "json|yaml|table|tables|schema|csv|markdown|bullet points|bullets|bullet|xml|headings|"
-        "numbered list|checklist|checklists|spreadsheet|outline|appendix|format",
+        "en": "json|yaml|table|tables|schema|csv|markdown|bullet points|bullets|bullet|xml|headings|numbered list|"
+        "checklist|checklists|spreadsheet|outline|appendix|format",
         "zh": "表格|json|标题|列表",
         "ja": "一覧表|見出し|箇条書き|表も",
         "ko": "표로|소제목|목록",
@@ -419,8 +384,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "جدول|جدولًا|قائمة|عناوين|خط زمني",
     },
     "references": {
-        "en": "above|below|following|attached|the docs|documentation|previous|earlier|aforementioned|"
-        "this code|here is|here's|this text|this article|excerpt|as mentioned|this email|this sentence",
+        "en": "above|below|following|attached|the docs|documentation|previous|earlier|aforementioned|this code|"
+        "here is|here's|this text|this article|excerpt|as mentioned|this email|this sentence",
         "zh": "以下|下面|上面|这段|附件",
         "ja": "以下|次の|上記|この",
         "ko": "다음|아래|위의|이 코드",
@@ -434,9 +399,9 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
     },
     "domain_terms": {
         "en": "quantum|fpga|homomorphic|genomics|thermodynamics|eigenvalue|eigenvalues|topology|cryptography|"
-        "bioinformatics|epidemiology|econometrics|pharmacokinetics|relativity|entanglement|lagrangian|"
-        "hamiltonian|fourier|stochastic|bayesian|keynesian|utilitarian|deontological|securitisation|"
-        "monetary policy|macroeconomic|jurisprudence|triage",
+        "bioinformatics|epidemiology|econometrics|pharmacokinetics|relativity|entanglement|lagrangian|hamiltonian|"
+        "fourier|stochastic|bayesian|keynesian|utilitarian|deontological|securitisation|monetary policy|macroeconomic|"
+        "jurisprudence|triage",
         "zh": "量子|拓扑|热力学|基因组|相对论",
         "ja": "量子|熱力学|位相幾何",
         "ko": "양자|열역학",
@@ -449,25 +414,25 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "الكم|الكمومية",
     },
     "simple_indicators": {
-        "en": "what is|what's|who is|who was|who wrote|who invented|who painted|who discovered|"
-        "when did|when was|where is|where are|how many|how much|how far|how tall|how old|how long|what year|"
-        "which planet|which country|define|definition|meaning of|hello|hi|hey|thanks|thank you|capital|"
-        "yes or no|true or false|name the|what does|stand for|what time",
-        "zh": "是什么|是谁|哪里|哪个|多少|什么意思|你好|谢谢|首都|作者是谁|有多长|有多高"
-        "|是哪|哪一年|叫什么|什么时候|多大|多远|几个|几岁",
-        "ja": "何ですか|とは|誰|どこ|いつ|いくら|どのくらい|こんにちは|ありがとう|首都"
-        "|何年|何という|何人|何個|何メートル",
+        "en": "what is|what's|who is|who was|who wrote|who invented|who painted|who discovered|when did|when was|"
+        "where is|where are|how many|how much|how far|how tall|how old|how long|what year|which planet|which country|"
+        "define|definition|meaning of|hello|hi|hey|thanks|thank you|capital|yes or no|true or false|name the|"
+        "what does|stand for|what time",
+        "zh": "是什么|是谁|哪里|哪个|多少|什么意思|你好|谢谢|首都|作者是谁|有多长|有多高|是哪|哪一年|叫什么|什么时候|"
+        "多大|多远|几个|几岁",
+        "ja": "何ですか|とは|誰|どこ|いつ|いくら|どのくらい|こんにちは|ありがとう|首都|何年|何という|何人|何個|"
+        "何メートル",
         "ko": "무엇|뭐예요|누구|어디|언제|얼마|몇|안녕하세요|수도는|만들었나요|몇 년|누가|무엇인가요|뭐야|몇 개|몇 명",
-        "ru": "что такое|кто|где|когда|сколько|какая|какой|какое|столица|привет|спасибо"
-        "|как называется|как зовут|в каком году|как переводится|как будет",
-        "de": "was ist|wer|wo|wann|wie viel|wie viele|wie hoch|welche|welcher|hauptstadt|hallo|danke"
-        "|was bedeutet|wie heißt|in welchem jahr|welches",
-        "es": "qué es|quién|dónde|cuándo|cuánto|cuántos|cuántas|cuál|capital|hola|gracias"
-        "|qué significa|cómo se llama|en qué año|cuál es",
-        "pt": "o que é|quem|onde|quando|quanto|quantos|quantas|qual|capital|olá|obrigado|obrigada"
-        "|o que significa|como se chama|em que ano|qual é",
-        "fr": "qu'est-ce|qui a|où|quand|combien|quel|quelle|capitale|bonjour|merci"
-        "|que veut dire|que signifie|comment s'appelle|en quelle année|quel est|quelle est",
+        "ru": "что такое|кто|где|когда|сколько|какая|какой|какое|столица|привет|спасибо|как называется|как зовут|"
+        "в каком году|как переводится|как будет",
+        "de": "was ist|wer|wo|wann|wie viel|wie viele|wie hoch|welche|welcher|hauptstadt|hallo|danke|was bedeutet|"
+        "wie heißt|in welchem jahr|welches",
+        "es": "qué es|quién|dónde|cuándo|cuánto|cuántos|cuántas|cuál|capital|hola|gracias|qué significa|cómo se llama|"
+        "en qué año|cuál es",
+        "pt": "o que é|quem|onde|quando|quanto|quantos|quantas|qual|capital|olá|obrigado|obrigada|o que significa|"
+        "como se chama|em que ano|qual é",
+        "fr": "qu'est-ce|qui a|où|quand|combien|quel|quelle|capitale|bonjour|merci|que veut dire|que signifie|"
+        "comment s'appelle|en quelle année|quel est|quelle est",
         "hi": "क्या है|कौन|कहाँ|कब|कितना|कितने|कितनी|राजधानी|नमस्ते|धन्यवाद|किसने|कौन सा|कौन सी|किस साल|क्या मतलब|का अर्थ",
         "ar": "ما هي|ما هو|من هو|أين|متى|كم|عاصمة|مرحبا|شكرا|ما معنى|في أي عام|كم عدد|ما اسم",
     },
@@ -485,115 +450,100 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "لا|بدون|ليس|إلا",
     },
     "analysis": {
-        "en": "compare:1.5|comparing|comparison|versus|vs|difference|differences|differ|pros and cons:1.5|"
-        "pros|cons|advantages|disadvantages|benefits and drawbacks|trade-off:1.5|trade-offs:1.5|"
-        "tradeoff:1.5|tradeoffs:1.5|trade off|analyse:1.5|analyze:1.5|analysis:1.5|analyzing|analysing|"
-        "evaluate:1.5|evaluation|assess:1.5|assessment|critique|implications|consequences|impact|"
-        "which is better|is it better|should i|should we|weigh|argument|arguments|argue|justify|"
-        "recommend|recommendation|better|worse|scenarios|strategy|sensitive|reasoned|"
+        "en": "compare:1.5|comparing|comparison|versus|vs|difference|differences|differ|pros and cons:1.5|pros|cons|"
+        "advantages|disadvantages|benefits and drawbacks|trade-off:1.5|trade-offs:1.5|tradeoff:1.5|tradeoffs:1.5|"
+        "trade off|analyse:1.5|analyze:1.5|analysis:1.5|analyzing|analysing|evaluate:1.5|evaluation|assess:1.5|"
+        "assessment|critique|implications|consequences|impact|which is better|is it better|should i|should we|weigh|"
+        "argument|arguments|argue|justify|recommend|recommendation|better|worse|scenarios|strategy|sensitive|reasoned|"
         "for and against|strongest|risks",
-        "zh": "比较:1.5|对比:1.5|区别|优缺点:1.5|优点|缺点|分析:1.5|评估|利弊|影响|哪个好|哪个更|更适合|建议|风险评估"
-        "|值得|划算|优劣|好处和坏处|应该选|该选|如何选择|怎么选|权衡|取舍",
-        "ja": "比較:1.5|違い|メリット|デメリット|分析:1.5|評価|長所|短所|影響|対策|どちらがいい|どちらが"
-        "|どっちが|比べて|メリットとデメリット|長所と短所|利点|欠点|べきか|すべき|検討",
-        "ko": "비교:1.5|차이|장단점:1.5|장점|단점|분석:1.5|평가|영향|추천:0.5|원인|어떤 것이 더|더 나은|더 좋은"
-        "|뭐가 더|무엇이 더|어떤 게 더|나을까|나은지|좋을까|이점|해야 할까",
-        "ru": "сравни:1.5|сравнить|сравнение|разница|отличие|отличия|плюсы|минусы|анализ|"
-        "проанализируй:1.5|оцени|оценка|последствия|преимущества|недостатки|обоснуй|аргументы|лучше|что лучше"
-        "|сравн*|разниц*|отлича*|отличи*|преимуществ*|недостат*|анализ*|проанализир*|оцен*|выгодн*|стоит ли|"
-        "хуже|что выбрать|за и против",
-        "de": "vergleiche:1.5|vergleich|unterschied|unterschiede|vorteile|nachteile|vor- und nachteile|"
-        "analysiere:1.5|analyse|bewerte|bewertung|auswirkungen|folgen|begründete|empfehle|besser|lohnt"
-        "|vergleich*|unterschied*|vorteil*|nachteil*|analysier*|bewert*|abwäg*|lohnt sich|sollte ich|"
-        "sollten wir|was ist besser|empfehl*",
-        "es": "compara:1.5|comparar|comparación|diferencia|diferencias|ventajas|desventajas|analiza:1.5|"
-        "análisis|evalúa|evaluar|consecuencias|impacto|conviene|escenarios|mejor|contras"
-        "|compar*|diferenci*|ventaja*|desventaja*|analiz*|evalú*|evalu*|vale la pena|debería|es mejor|"
-        "pros y contras",
-        "pt": "compare:1.5|comparar|comparação|diferença|diferenças|vantagens|desvantagens|analise:1.5|"
-        "análise|avalie|avaliar|impactos|consequências|recomende|justificativas|melhor|prós|contras"
-        "|compar*|diferenç*|vantage*|desvantage*|analis*|avali*|vale a pena|compensa|deveria|é melhor|"
-        "prós e contras",
-        "fr": "compare:1.5|comparer|comparaison|différence|différences|avantages|inconvénients|analyse:1.5|"
-        "analyser|évalue|évaluer|conséquences|impact|argumentée|recommande|meilleur|mieux"
-        "|compar*|différenc*|avantage*|inconvénient*|analys*|évalu*|vaut-il mieux|faut-il|devrais-je|"
-        "pour et contre",
+        "zh": "比较:1.5|对比:1.5|区别|优缺点:1.5|优点|缺点|分析:1.5|评估|利弊|影响|哪个好|哪个更|更适合|建议|风险评估|"
+        "值得|划算|优劣|好处和坏处|应该选|该选|如何选择|怎么选|权衡|取舍",
+        "ja": "比較:1.5|違い|メリット|デメリット|分析:1.5|評価|長所|短所|影響|対策|どちらがいい|どちらが|どっちが|"
+        "比べて|メリットとデメリット|長所と短所|利点|欠点|べきか|すべき|検討",
+        "ko": "비교:1.5|차이|장단점:1.5|장점|단점|분석:1.5|평가|영향|추천:0.5|원인|어떤 것이 더|더 나은|더 좋은|"
+        "뭐가 더|무엇이 더|어떤 게 더|나을까|나은지|좋을까|이점|해야 할까",
+        "ru": "сравни:1.5|сравнить|сравнение|разница|отличие|отличия|плюсы|минусы|анализ|проанализируй:1.5|оцени|"
+        "оценка|последствия|преимущества|недостатки|обоснуй|аргументы|лучше|что лучше|сравн*|разниц*|отлича*|отличи*|"
+        "преимуществ*|недостат*|анализ*|проанализир*|оцен*|выгодн*|стоит ли|хуже|что выбрать|за и против",
+        "de": "vergleiche:1.5|vergleich|unterschied|unterschiede|vorteile|nachteile|vor- und nachteile|analysiere:1.5|"
+        "analyse|bewerte|bewertung|auswirkungen|folgen|begründete|empfehle|besser|lohnt|vergleich*|unterschied*|"
+        "vorteil*|nachteil*|analysier*|bewert*|abwäg*|lohnt sich|sollte ich|sollten wir|was ist besser|empfehl*",
+        "es": "compara:1.5|comparar|comparación|diferencia|diferencias|ventajas|desventajas|analiza:1.5|análisis|"
+        "evalúa|evaluar|consecuencias|impacto|conviene|escenarios|mejor|contras|compar*|diferenci*|ventaja*|"
+        "desventaja*|analiz*|evalú*|evalu*|vale la pena|debería|es mejor|pros y contras",
+        "pt": "compare:1.5|comparar|comparação|diferença|diferenças|vantagens|desvantagens|analise:1.5|análise|avalie|"
+        "avaliar|impactos|consequências|recomende|justificativas|melhor|prós|contras|compar*|diferenç*|vantage*|"
+        "desvantage*|analis*|avali*|vale a pena|compensa|deveria|é melhor|prós e contras",
+        "fr": "compare:1.5|comparer|comparaison|différence|différences|avantages|inconvénients|analyse:1.5|analyser|"
+        "évalue|évaluer|conséquences|impact|argumentée|recommande|meilleur|mieux|compar*|différenc*|avantage*|"
+        "inconvénient*|analys*|évalu*|vaut-il mieux|faut-il|devrais-je|pour et contre",
         "hi": "तुलना:1.5|अंतर|फायदे|नुकसान|विश्लेषण:1.5|मूल्यांकन|प्रभाव|सिफ़ारिश|कारणों|बेहतर|फ़ायदे|लाभ और हानि|क्या चुनें",
-        "ar": "قارن:1.5|مقارنة|الفرق|مزايا|المزايا|عيوب|العيوب|حلل:1.5|تحليل|قيم|تقييم|آثار|تأثير|توصية|أفضل"
-        "|أيهما|الأفضل|إيجابيات|سلبيات|هل يجب|هل ينبغي",
+        "ar": "قارن:1.5|مقارنة|الفرق|مزايا|المزايا|عيوب|العيوب|حلل:1.5|تحليل|قيم|تقييم|آثار|تأثير|توصية|أفضل|أيهما|"
+        "الأفضل|إيجابيات|سلبيات|هل يجب|هل ينبغي",
     },
     "explanation": {
-        "en": "why|how does|how do|how did|how come|explain|explaining|explanation|what causes|reason|"
-        "reasons|mechanism|how it works|work"
-        "|what happens when|what happens if|what makes|how exactly|why's|whys",
-        "zh": "为什么|为何|原因|原理|解释|怎么回事"
-        "|为啥|怎么会|是如何|是怎么|如何工作|怎么工作|如何运作|工作原理|如何形成|怎么形成|如何产生|怎么产生|怎么来的|为什么会|讲解|阐述|说明一下|解释一下|什么原因",
+        "en": "why|how does|how do|how did|how come|explain|explaining|explanation|what causes|reason|reasons|"
+        "mechanism|how it works|work|what happens when|what happens if|what makes|how exactly|why's|whys",
+        "zh": "为什么|为何|原因|原理|解释|怎么回事|为啥|怎么会|是如何|是怎么|如何工作|怎么工作|如何运作|工作原理|"
+        "如何形成|怎么形成|如何产生|怎么产生|怎么来的|为什么会|讲解|阐述|说明一下|解释一下|什么原因",
         "ja": "なぜ|どうして|理由|仕組み|原理|説明|どのように|どうやって|どういう仕組み|のはなぜ|はなぜ|理由を",
-        "ko": "왜|이유|원리|어떻게 작동|설명"
-        "|어떻게 작동|어떻게 작용|어떻게 만들어지|어떻게 생기|어떻게 생겨|어떻게 일어나|어떻게 형성|어떻게 움직|어떻게 변하|이유가|이유는",
-        "ru": "почему|зачем|как работает|объясни|объясните"
-        "|отчего|как работа*|как устроен*|как образу*|как возника*|как возник*|как появ*|как происход*|"
-        "как действу*|как функционир*|как влия*|объясн*|в чём разница|в чем разница|чем отлича*|каким образом|"
-        "что происходит",
-        "de": "warum|wieso|weshalb|wie funktioniert|erkläre|erklären|erkläre|grund"
-        "|wie funktionier*|wie entsteh*|wie entstand*|wie wirk*|wie kommt es|wodurch|erklär*|was passiert",
-        "es": "por qué|cómo funciona|explica|explicar|razón"
-        "|porqué|cómo funciona*|cómo se forma*|cómo se produce*|cómo surge*|cómo afecta*|a qué se debe|"
-        "explica*|explíca*|qué pasa cuando|qué pasa si|qué ocurre",
-        "pt": "por que|por quê|como funciona|explique|explicar|razão"
-        "|como funciona*|como se forma*|como surg*|como acontece*|o que acontece|explica*|expliqu*",
-        "fr": "pourquoi|comment fonctionne|explique|expliquer|raison"
-        "|comment fonctionne*|comment marche*|comment se form*|comment se produi*|"
-        "d'où vient|qu'est-ce qui|expliqu*",
+        "ko": "왜|이유|원리|어떻게 작동|설명|어떻게 작용|어떻게 만들어지|어떻게 생기|어떻게 생겨|어떻게 일어나|"
+        "어떻게 형성|어떻게 움직|어떻게 변하|이유가|이유는",
+        "ru": "почему|зачем|как работает|объясни|объясните|отчего|как работа*|как устроен*|как образу*|как возника*|"
+        "как возник*|как появ*|как происход*|как действу*|как функционир*|как влия*|объясн*|в чём разница|"
+        "в чем разница|чем отлича*|каким образом|что происходит",
+        "de": "warum|wieso|weshalb|wie funktioniert|erkläre|erklären|grund|wie funktionier*|wie entsteh*|"
+        "wie entstand*|wie wirk*|wie kommt es|wodurch|erklär*|was passiert",
+        "es": "por qué|cómo funciona|explica|explicar|razón|porqué|cómo funciona*|cómo se forma*|cómo se produce*|"
+        "cómo surge*|cómo afecta*|a qué se debe|explica*|explíca*|qué pasa cuando|qué pasa si|qué ocurre",
+        "pt": "por que|por quê|como funciona|explique|explicar|razão|como funciona*|como se forma*|como surg*|"
+        "como acontece*|o que acontece|explica*|expliqu*",
+        "fr": "pourquoi|comment fonctionne|explique|expliquer|raison|comment fonctionne*|comment marche*|"
+        "comment se form*|comment se produi*|d'où vient|qu'est-ce qui|expliqu*",
         "hi": "क्यों|कैसे काम|कारण|समझाइए|समझाओ|कैसे बनत*|कैसे होत*|कैसे काम*|कैसे पैदा*|कैसे चलत*|समझाएं|समझाएँ",
-        "ar": "لماذا|كيف يعمل|سبب|أسباب|اشرح|فسر"
-        "|لم|~كيف ي:0.8|~كيف ت:0.8|كيف يتم|كيف تتم|ما سبب|ما أسباب|ما الذي يجعل|اشرح لي|~يشرح",
+        "ar": "لماذا|كيف يعمل|سبب|أسباب|اشرح|فسر|لم|~كيف ي:0.8|~كيف ت:0.8|كيف يتم|كيف تتم|ما سبب|ما أسباب|"
+        "ما الذي يجعل|اشرح لي|~يشرح",
     },
     "math": {
-        "en": "calculate|compute|solve|equation|equations|percent|percentage|probability|integral|derivative|"
-        "sum|average|divided|multiplied|times|plus|minus|square root|prime|prime number|factorial|ratio|"
-        "fraction|larger|bigger|smaller|heavier|cheaper|next number|sequence|digits|if|odd|even|multiply|"
-        "divide|how old|what day|break even|geometric|arithmetic|math|mathematical|algebra|"
-        "true or false|greater|how many:0.5|how much:0.5|divisible|remainder|multiple of|seconds:0.5|minutes:0.5|"
-        "hours:0.5|km:0.5|miles:0.5|kilometers:0.5|"
-        "meters:0.5|kg:0.5|pounds:0.5|liters:0.5|ounces:0.5"
-        "|squared|cubed|square root|cube root|to the power|power of|gcd|lcm|greatest common divisor|"
-        "least common multiple|percent of|average of|median|fahrenheit|celsius|convert:0.5",
+        "en": "calculate|compute|solve|equation|equations|percent|percentage|probability|integral|derivative|sum|"
+        "average|divided|multiplied|times|plus|minus|square root|prime|prime number|factorial|ratio|fraction|larger|"
+        "bigger|smaller|heavier|cheaper|next number|sequence|digits|if|odd|even|multiply|divide|how old|what day|"
+        "break even|geometric|arithmetic|math|mathematical|algebra|true or false|greater|how many:0.5|how much:0.5|"
+        "divisible|remainder|multiple of|seconds:0.5|minutes:0.5|hours:0.5|km:0.5|miles:0.5|kilometers:0.5|meters:0.5|"
+        "kg:0.5|pounds:0.5|liters:0.5|ounces:0.5|squared|cubed|cube root|to the power|power of|gcd|lcm|"
+        "greatest common divisor|least common multiple|percent of|average of|median|fahrenheit|celsius|convert:0.5",
         "zh": "计算|解方程|方程|百分之|概率|打折|打八折|原价|哪个大|星期几|质数|素数|鸡兔同笼|如果|多少:0.5|多少秒|"
-        "多少分钟|多少小时|多少公里"
-        "|平方|立方|开方|平方根|根号|乘以|除以|加上|减去|等于多少|几倍|平均数|最大公约数|最小公倍数|公约数|公倍数|百分比|余数",
-        "ja": "計算|解いて|方程式|確率|割引|何曜日|素数|何分後|なら|いくら:0.5|何秒|何分|何時間|何キロ"
-        "|平方根|二乗|2乗|掛ける|かける|割る|足す|何倍|最大公約数|最小公倍数|公約数|パーセント",
-        "ko": "계산|풀어|방정식|확률|소수인가요|무슨 요일|만약|곱하고|더했더니|얼마:0.5|몇 초|몇 분|몇 시간|몇 킬로"
-        "|제곱|제곱근|곱하기|나누기|더하기|빼기|몇 배|최대공약수|최소공배수|퍼센트",
-        "ru": "вычисли|посчитай|реши|решите|уравнение|процент|процентов|вероятность|простое число|"
-        "сколько будет|больше|если|задачу|сколько:0.5|секунд:0.5|минут:0.5|часах:0.5|часов:0.5|километров:0.5"
-        "|квадрат*|корень|корня|степен*|умнож*|раздели*|делить|сложи*|вычти|вычесть|процент*|среднее|дроб*|"
-        "уравнени*|чему равен*|чему равно|сумма|сумму",
+        "多少分钟|多少小时|多少公里|平方|立方|开方|平方根|根号|乘以|除以|加上|减去|等于多少|几倍|平均数|最大公约数|"
+        "最小公倍数|公约数|公倍数|百分比|余数",
+        "ja": "計算|解いて|方程式|確率|割引|何曜日|素数|何分後|なら|いくら:0.5|何秒|何分|何時間|何キロ|平方根|二乗|"
+        "2乗|掛ける|かける|割る|足す|何倍|最大公約数|最小公倍数|公約数|パーセント",
+        "ko": "계산|풀어|방정식|확률|소수인가요|무슨 요일|만약|곱하고|더했더니|얼마:0.5|몇 초|몇 분|몇 시간|몇 킬로|"
+        "제곱|제곱근|곱하기|나누기|더하기|빼기|몇 배|최대공약수|최소공배수|퍼센트",
+        "ru": "вычисли|посчитай|реши|решите|уравнение|процент|процентов|вероятность|простое число|сколько будет|"
+        "больше|если|задачу|сколько:0.5|секунд:0.5|минут:0.5|часах:0.5|часов:0.5|километров:0.5|квадрат*|корень|корня|"
+        "степен*|умнож*|раздели*|делить|сложи*|вычти|вычесть|процент*|среднее|дроб*|уравнени*|чему равен*|чему равно|"
+        "сумма|сумму",
         "de": "berechne|rechne|löse|gleichung|prozent|wahrscheinlichkeit|primzahl|wenn|fläche|umfang|wie viel:0.5|"
-        "sekunden:0.5|minuten:0.5|stunden:0.5"
-        "|quadrat*|wurzel|hoch|potenz|multiplizier*|dividier*|geteilt|plus|minus|durchschnitt|bruch|ergibt",
+        "sekunden:0.5|minuten:0.5|stunden:0.5|quadrat*|wurzel|hoch|potenz|multiplizier*|dividier*|geteilt|plus|minus|"
+        "durchschnitt|bruch|ergibt",
         "es": "calcula|resuelve|ecuación|por ciento|porcentaje|probabilidad|número primo|si|números|cuánto:0.5|"
-        "segundos:0.5|minutos:0.5|horas:0.5"
-        "|al cuadrado|al cubo|raíz cuadrada|raíz|potencia|multiplica*|divide*|dividido|promedio|fracción|"
-        "cuánto es|cuánto da|suma|resta",
-        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|maior|idade|quanto:0.5|"
-        "sobra|segundos:0.5|minutos:0.5|horas:0.5"
-        "|ao quadrado|ao cubo|raiz quadrada|raiz|potência|multiplica*|divid*|média|fração|quanto é|quanto dá|"
-        "soma|subtração",
+        "segundos:0.5|minutos:0.5|horas:0.5|al cuadrado|al cubo|raíz cuadrada|raíz|potencia|multiplica*|divide*|"
+        "dividido|promedio|fracción|cuánto es|cuánto da|suma|resta",
+        "pt": "calcule|resolva|equação|por cento|porcentagem|probabilidade|número primo|maior|idade|quanto:0.5|sobra|"
+        "segundos:0.5|minutos:0.5|horas:0.5|ao quadrado|ao cubo|raiz quadrada|raiz|potência|multiplica*|divid*|média|"
+        "fração|quanto é|quanto dá|soma|subtração",
         "fr": "calcule|résous|équation|pour cent|pourcentage|probabilité|nombre premier|si|combien font|combien:0.5|"
-        "secondes:0.5|heures:0.5"
-        "|au carré|au cube|racine carrée|racine|puissance|multipli*|divis*|moyenne|fraction|combien fait|somme|"
-        "soustraction",
-        "hi": "गणना|हल|समीकरण|प्रतिशत|प्रायिकता|अभाज्य|अगर|यदि|लाभ|मूल्य|कितना:0.5|सेकंड:0.5|मिनट:0.5|घंटे:0.5"
-        "|वर्गमूल|गुणा|भाग|घटा|औसत|भिन्न|कितना होगा|कितने का|कितना होता",
-        "ar": "احسب|حل المسألة|معادلة|بالمئة|نسبة|احتمال|أولي|إذا|يساوي|كم:0.5|ثانية:0.5|دقيقة:0.5|ساعة:0.5"
-        "|الجذر التربيعي|جذر|تربيع|ضرب|قسمة|طرح|متوسط|كسر|كم يساوي",
+        "secondes:0.5|heures:0.5|au carré|au cube|racine carrée|racine|puissance|multipli*|divis*|moyenne|fraction|"
+        "combien fait|somme|soustraction",
+        "hi": "गणना|हल|समीकरण|प्रतिशत|प्रायिकता|अभाज्य|अगर|यदि|लाभ|मूल्य|कितना:0.5|सेकंड:0.5|मिनट:0.5|घंटे:0.5|"
+        "वर्गमूल|गुणा|भाग|घटा|औसत|भिन्न|कितना होगा|कितने का|कितना होता",
+        "ar": "احسب|حل المسألة|معادلة|بالمئة|نسبة|احتمال|أولي|إذا|يساوي|كم:0.5|ثانية:0.5|دقيقة:0.5|ساعة:0.5|"
+        "الجذر التربيعي|جذر|تربيع|ضرب|قسمة|طرح|متوسط|كسر|كم يساوي",
     },
     "factual_markers": {
         "en": "what:0.5|who:0.5|when:0.5|where:0.5|which:0.5|tell me about|describe|list:0.5|overview|history|"
-        "biography|explain what:1.5|facts|information|guide|timeline|reference|summary of|main|key|rules|"
-        "symptoms|documents|habits|tips|steps to|how do i:0.5|how to:0.5|how can i:0.5|give me:0.5",
+        "biography|explain what:1.5|facts|information|guide|timeline|reference|summary of|main|key|rules|symptoms|"
+        "documents|habits|tips|steps to|how do i:0.5|how to:0.5|how can i:0.5|give me:0.5",
         "zh": "介绍|介绍一下|由来|习俗|历史|攻略|指南|全面介绍|描述|讲讲|说说",
         "ja": "教えてください|教えて|歴史|由来|ガイド|過ごし方|解説|紹介|説明して|おすすめ",
         "ko": "알려주세요|알려 주세요|역사|풍습|가이드|정리해|소개|설명해",
@@ -606,9 +556,9 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "حدثني|تاريخ|دليل|دليلًا|تقرير|تقريرًا|معلومات|صف|اوصف|معالم",
     },
     "translation": {
-        "en": "translate|translation|translated|how do you say|how to say|in english|into english|"
-        "into spanish|into french|into german|into italian|into japanese|into chinese|in spanish|in french|"
-        "in japanese|in german|in italian|in chinese|carpe diem",
+        "en": "translate|translation|translated|how do you say|how to say|in english|into english|into spanish|"
+        "into french|into german|into italian|into japanese|into chinese|in spanish|in french|in japanese|in german|"
+        "in italian|in chinese|carpe diem",
         "zh": "翻译|译成|翻成|用英语|英文",
         "ja": "訳して|翻訳|英語で|英語に",
         "ko": "번역|영어로",
@@ -621,13 +571,12 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "ترجم|ترجمة|بالإنجليزية|إلى الإنجليزية",
     },
     "summarisation": {
-        "en": "summarise|summarize|summary|summarising|summarizing|tl;dr|tldr|key points|main points|recap|"
-        "condense|shorten|gist|synopsis|sum up|executive summary",
+        "en": "summarise|summarize|summary|summarising|summarizing|tl;dr|tldr|key points|main points|recap|condense|"
+        "shorten|gist|synopsis|sum up|executive summary",
         "zh": "总结|概括|摘要|要点|整理出|归纳|提炼|概述",
         "ja": "要約|まとめて|要点|まとめ|整理して",
         "ko": "요약|정리해:0.5|요점",
-        "ru": "перескажи|резюме|резюмируй|кратко изложи|основные мысли|суммируй"
-        "|кратко перескажи|перескажи|выдели главное",
+        "ru": "перескажи|резюме|резюмируй|кратко изложи|основные мысли|суммируй|кратко перескажи|выдели главное",
         "de": "fasse|zusammen|zusammenfassung|zusammenfassen|fasse zusammen|kernpunkte",
         "es": "resume|resumen|resumir|puntos clave|sintetiza",
         "pt": "resuma|resumo|resumir|pontos principais|sintetize",
@@ -636,33 +585,30 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "لخص|تلخيص|ملخص",
     },
     "depth": {
-        "en": "detailed|comprehensive|in-depth|in depth|thorough|thoroughly|extensive|exhaustive|complete|"
-        "full|in detail|elaborate|production-ready|end-to-end|from scratch|deep dive|holistic|rigorous|"
-        "rigorously|several|multiple|from scratch"
-        "|full-fledged|fully|all aspects|everything you know|a-z",
+        "en": "detailed|comprehensive|in-depth|in depth|thorough|thoroughly|extensive|exhaustive|complete|full|"
+        "in detail|elaborate|production-ready|end-to-end|from scratch|deep dive|holistic|rigorous|rigorously|several|"
+        "multiple|full-fledged|fully|all aspects|everything you know|a-z",
         "zh": "详细|全面|深入|完整|系统地|严谨|严格|深度|透彻|全方位|各个方面|完整的|详尽",
         "ja": "詳しく|詳細|網羅|完全|包括的|徹底|厳密|徹底的|網羅的|詳細に|本格的|ゼロから",
         "ko": "자세히|상세히|상세|완벽한|깊이|전체|모두 포함|엄밀|자세하게|구체적으로|깊이 있게|심층|종합적|처음부터",
-        "ru": "подробно|подробный|подробную|развёрнутый|развернутый|полный|полноценную|детально|всесторонне|"
-        "глубоко|строгим"
-        "|подробн*|детальн*|развёрнут*|развернут*|полноценн*|полн*|всесторонн*|глубок*|исчерпывающ*|комплексн*|"
+        "ru": "подробно|подробный|подробную|развёрнутый|развернутый|полный|полноценную|детально|всесторонне|глубоко|"
+        "строгим|подробн*|детальн*|развёрнут*|развернут*|полноценн*|полн*|всесторонн*|глубок*|исчерпывающ*|комплексн*|"
         "обстоятельн*",
         "de": "ausführlich|ausführlichen|ausführliche|umfassend|umfassenden|detailliert|vollständig|komplette|"
-        "gründlich"
-        "|ausführlich*|umfassend*|detailliert*|vollständig*|komplett*|gründlich*|tiefgehend*|eingehend*|"
+        "gründlich|ausführlich*|umfassend*|detailliert*|vollständig*|komplett*|gründlich*|tiefgehend*|eingehend*|"
         "vollwertig*",
-        "es": "detallado|detallada|completo|completa|exhaustivo|en profundidad|a fondo|rigurosamente"
-        "|detallad*|complet*|exhaustiv*|profund*|minucios*|riguros*|integral",
-        "pt": "detalhado|detalhada|completo|completa|aprofundada|aprofundado|de forma aprofundada"
-        "|detalhad*|complet*|aprofundad*|profund*|minucios*|rigoros*|abrangente*|exaustiv*",
-        "fr": "détaillé|détaillée|complet|complète|approfondi|en profondeur|exhaustif|rigoureusement"
-        "|détaillé*|complets|complètes|approfondi*|profond*|exhausti*|rigoureu*|minutieu*",
+        "es": "detallado|detallada|completo|completa|exhaustivo|en profundidad|a fondo|rigurosamente|detallad*|"
+        "complet*|exhaustiv*|profund*|minucios*|riguros*|integral",
+        "pt": "detalhado|detalhada|completo|completa|aprofundada|aprofundado|de forma aprofundada|detalhad*|complet*|"
+        "aprofundad*|profund*|minucios*|rigoros*|abrangente*|exaustiv*",
+        "fr": "détaillé|détaillée|complet|complète|approfondi|en profondeur|exhaustif|rigoureusement|détaillé*|"
+        "complets|complètes|approfondi*|profond*|exhausti*|rigoureu*|minutieu*",
         "hi": "विस्तृत|विस्तार से|पूरी|गहराई से|संपूर्ण|विस्तार|पूरा|पूर्ण|गहन|व्यापक",
         "ar": "شامل|شاملًا|مفصل|مفصلًا|بالتفصيل|بعمق|متكاملة|كامل|مفصلا|شاملا|معمق|كاملًا|كاملا",
     },
     "brevity": {
-        "en": "briefly|brief|short:0.5|in one sentence|one word|quick|quickly|one-liner|one line|"
-        "in a nutshell|roughly|just|simple terms:0.5",
+        "en": "briefly|brief|short:0.5|in one sentence|one word|quick|quickly|one-liner|one line|in a nutshell|"
+        "roughly|just|simple terms:0.5",
         "zh": "简单|一句话|简短",
         "ja": "一文で|簡単に|短く",
         "ko": "간단히|한 줄|한 문장",
@@ -675,9 +621,9 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ar": "باختصار|في جملة",
     },
     "small_artefact": {
-        "en": "name|names|nickname|title|slogan|tagline|pun|one-liner|one-line|haiku|rhyme|rhymes with|a word|"
-        "synonym|antonym|couplet|caption|hashtag|hashtags|command|one-sentence|single sentence|abbreviation|acronym|"
-        "stand for|spell|plural|one-line joke|yes or no|true or false|version|joke",
+        "en": "name|names|nickname|title|slogan|tagline|pun|one-liner|one-line|haiku|rhyme|rhymes with|a word|synonym|"
+        "antonym|couplet|caption|hashtag|hashtags|command|one-sentence|single sentence|abbreviation|acronym|stand for|"
+        "spell|plural|one-line joke|yes or no|true or false|version|joke",
         "zh": "名字|起名|广告语|标语|口号|一句|命令|写一句",
         "ja": "名前|キャッチコピー|俳句|一文|コマンド|一句",
         "ko": "이름|문구|한 줄|명령어|한 문장",
@@ -692,76 +638,62 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
     "medium_artefact": {
         "en": "function|method|class|poem|story|limerick|sonnet|lyrics|song|email|letter|message|toast|speech|"
         "dialogue|script|query|component|dockerfile|description|blurb|paragraph|example|tests|unit tests|"
-        "regular expression|bedtime story|short story|biography|overview|caption|paragraphs|verse|chorus|"
-        "describe|tell me about|history|sonnet|limerick|program|programme|bot|note|play|bio:0.5|message:0.5|speech|"
-        "pitch|why|what are:0.6|main:0.5|key features:0.7|features:0.5|steps:0.5|ways:0.5|tips:0.5|types:0.5|"
-        "benefits:0.5|causes:0.7|symptoms:0.5|plot"
-        "|fable|lullaby|rap|essay:0.5|recipe:0.5|short poem|short story|cover letter",
+        "regular expression|bedtime story|short story|biography|overview|caption|paragraphs|verse|chorus|describe|"
+        "tell me about|history|program|programme|bot|note|play|bio:0.5|pitch|why|what are:0.6|main:0.5|"
+        "key features:0.7|features:0.5|steps:0.5|ways:0.5|tips:0.5|types:0.5|benefits:0.5|causes:0.7|symptoms:0.5|"
+        "plot|fable|lullaby|rap|essay:0.5|recipe:0.5|short poem|cover letter",
         "zh": "函数|程序|首诗|小诗|写诗|故事|分别:0.7|讲了什么|有哪些:0.6|特点:0.7|作用:0.7|过程:0.7|原理|意义:0.7|"
-        "主要:0.5|邮件|介绍|"
-        "总结|由来|习俗|历史|一封信|祝福|祝福语|一段|描述|讲讲|说说理由"
-        "|短诗|一首|诗歌|歌词|一封|演讲|祝酒词|脚本|代码:0.5|小故事|童话"
-        "|写一首|写一封|演讲稿",
+        "主要:0.5|邮件|介绍|总结|由来|习俗|历史|一封信|祝福|祝福语|一段|描述|讲讲|说说理由|短诗|一首|诗歌|歌词|一封|"
+        "演讲|祝酒词|脚本|代码:0.5|小故事|童话|写一首|写一封|演讲稿",
         "ja": "関数|プログラム|詩を|の詩|物語|どんな:0.6|特徴:0.7|方法:0.5|仕組み|メール|スピーチ|手紙|メッセージ|"
-        "紹介|おすすめ|理由|過ごし方|歴史|解説|由来"
-        "|詩|短い詩|歌詞|関数|エッセイ|作文|子守唄|童話",
+        "紹介|おすすめ|理由|過ごし方|歴史|解説|由来|詩|短い詩|歌詞|エッセイ|作文|子守唄|童話",
         "ko": "함수|프로그램|시를 써|짧은 시|축사|어떤 것들:0.6|특징:0.7|방법:0.5|원리|이야기|편지|이메일|메시지|소개|"
-        "설명해|풍습|역사|대해 알려"
-        "|노래|가사|연설|이야기를|자장가|동화"
-        "|랩 가사|연설문|축하 메시지",
+        "설명해|풍습|역사|대해 알려|노래|가사|연설|이야기를|자장가|동화|랩 가사|연설문|축하 메시지",
         "ru": "функцию|функция|программу|какие:0.6|причины:0.7|сюжет|четверостишие|особенности:0.7|основные:0.5|"
-        "стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю|"
-        "поздравление|опиши|опишите|речь|тост"
-        "|стихотворен*|стих*|песн*|письм*|рассказ|сказк*|басн*|функци*|скрипт*|колыбельн*",
-        "de": "funktion|programm|welche sind:0.6|was sind:0.6|merkmale:0.7|wichtigsten:0.5|gedicht|geschichte|"
-        "e-mail|brief|rede|erzähl|erzähle|beschreibe|beschreiben"
-        "|gedicht*|lied|liedtext|brief|rede|märchen|fabel|funktion*|skript|schlaflied",
-        "es": "función|programa|cuáles son:0.6|características:0.7|principales:0.5|poema|cuento|correo|carta|"
-        "discurso|háblame|historia|mensaje|consulta|describe|cuéntame"
-        "|poema*|canción*|carta|correo|discurso|cuento*|relato*|fábula|funci*|script|nana|canción de cuna",
+        "стихотворение|рассказ|сказку|письмо|стих|расскажи|истории|историю|поздравление|опиши|опишите|речь|тост|"
+        "стихотворен*|стих*|песн*|письм*|сказк*|басн*|функци*|скрипт*|колыбельн*",
+        "de": "funktion|programm|welche sind:0.6|was sind:0.6|merkmale:0.7|wichtigsten:0.5|gedicht|geschichte|e-mail|"
+        "brief|rede|erzähl|erzähle|beschreibe|beschreiben|gedicht*|lied|liedtext|märchen|fabel|funktion*|skript|"
+        "schlaflied",
+        "es": "función|programa|cuáles son:0.6|características:0.7|principales:0.5|poema|cuento|correo|carta|discurso|"
+        "háblame|historia|mensaje|consulta|describe|cuéntame|poema*|canción*|cuento*|relato*|fábula|funci*|script|"
+        "nana|canción de cuna",
         "pt": "função|programa|quais são:0.6|características:0.7|principais:0.5|poema|história|carta|discurso|fale|"
-        "mensagem|descreva|conte"
-        "|poema*|canção|carta|e-mail|discurso|conto*|fábula|funç*|script|canção de ninar",
-        "fr": "fonction|programme|quels sont:0.6|quelles sont:0.6|caractéristiques:0.7|principales:0.5|"
-        "principaux:0.5|poème|histoire|lettre|discours|parle-moi|message|décris|présente"
-        "|poème*|chanson*|lettre|e-mail|courriel|discours|conte*|fable|fonction*|script|berceuse",
+        "mensagem|descreva|conte|poema*|canção|e-mail|conto*|fábula|funç*|script|canção de ninar",
+        "fr": "fonction|programme|quels sont:0.6|quelles sont:0.6|caractéristiques:0.7|principales:0.5|principaux:0.5|"
+        "poème|histoire|lettre|discours|parle-moi|message|décris|présente|poème*|chanson*|e-mail|courriel|conte*|"
+        "fable|fonction*|script|berceuse",
         "hi": "फ़ंक्शन|फंक्शन|प्रोग्राम|कौन से:0.6|कौन-कौन:0.6|विशेषताएं:0.7|प्रमुख:0.5|मुख्य:0.5|कविता|कहानी|पत्र|"
-        "ईमेल|बताइए|के बारे में|इतिहास|संदेश|समझाइए|वर्णन|भाषण"
-        "|गीत|चिट्ठी|लोरी|function",
+        "ईमेल|बताइए|के बारे में|इतिहास|संदेश|समझाइए|वर्णन|भाषण|गीत|चिट्ठी|लोरी|function",
         "ar": "دالة|برنامج|أهم:0.5|خصائص:0.7|قصيدة|قصة|رسالة|حدثني|تاريخ|اشرح|مزايا|صف|خطاب|~قصيد|أغنية|~تهويدة",
     },
     "large_artefact": {
         "en": "system:0.6|systems:0.6|application|platform|architecture|novel|novella|chapter|chapters|campaign|guide|"
-        "handbook|report|curriculum|course|framework|full-stack|pipeline|engine|compiler|interpreter|"
-        "screenplay|book|series|encyclopedia|strategy|roadmap|business plan|thesis|whitepaper|study guide|"
-        "timeline|essay|article|saas|extension|service|migration|codebase|module|prove|proof|theorem|"
-        "derive|outline|setting|campaign setting|plan:0.5|prove:2.5|proof:2.5|theorem:1.5|pitch|episode guide"
-        "|acts:0.6|episodes:0.6|scenes:0.6|cantos|season:0.5|bible:0.6|treatment:0.6|"
-        "itinerary:0.6|manual:0.6",
+        "handbook|report|curriculum|course|framework|full-stack|pipeline|engine|compiler|interpreter|screenplay|book|"
+        "series|encyclopedia|strategy|roadmap|business plan|thesis|whitepaper|study guide|timeline|essay|article|saas|"
+        "extension|service|migration|codebase|module|prove:2.5|proof:2.5|theorem:1.5|derive|outline|setting|"
+        "campaign setting|plan:0.5|pitch|episode guide|acts:0.6|episodes:0.6|scenes:0.6|cantos|season:0.5|bible:0.6|"
+        "treatment:0.6|itinerary:0.6|manual:0.6",
         "zh": "系统|架构|小说|方案|攻略|指南|报告|平台|应用|策划|长篇|证明:2|第一章|章节|三幕|大纲|世界观|完整的",
         "ja": "システム|アーキテクチャ|長編|ガイド|レポート|報告書|設計|第一章|証明:2|ブランディング|一から|演劇|"
-        "脚本:0.5"
-        "|章ごと|世界観|企画|構成",
-        "ko": "시스템|아키텍처|장편|가이드|보고서|캠페인|기획|백엔드|증명:2|웹소설|세계관"
-        "|장별|1화|시스템|앱|플랫폼|가이드",
-        "ru": "систему|система|архитектуру|роман|путеводитель|руководство|отчёт|отчет|кампанию|стратегию|"
-        "микросервис|обзор|докажи:2|доказательство:2|докажите:2|сценарий:0.5|фильма"
-        "|глав*:0.8|эпизод*:0.6|сцен*:0.5|повесть:1|приложени*:0.6|платформ*|сервис*:0.6|интернет-магазин|"
-        "руководств*|путеводител*|справочник*|отчёт*|доклад*|стратеги*|план:0.5",
-        "de": "architektur|roman|leitfaden|bericht|kampagne|werbekampagne|strategie|webanwendung|"
-        "anwendung|überblick|handbuch|beweise:2|theaterstück|theaterstücks|akt:0.5"
-        "|kapitel|akten:0.6|akte:0.6|episoden:0.6|szenen:0.6|plattform|system:0.6|leitfaden|handbuch|"
-        "konzept:0.6|businessplan",
-        "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación:0.5|plataforma|demuestra:2"
-        "|capítulos|actos:0.6|episodios:0.6|escenas:0.6|entregas:0.6|manual:0.6|plan:0.5",
-        "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|prove:2"
-        "|capítulos|atos:0.6|episódios:0.6|cenas:0.6|manual:0.6|plano:0.5",
-        "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|"
-        "présentation|démontre:2"
-        "|chapitres|actes:0.6|épisodes:0.6|scènes:0.6|manuel:0.6|plan:0.5",
+        "脚本:0.5|章ごと|世界観|企画|構成",
+        "ko": "시스템|아키텍처|장편|가이드|보고서|캠페인|기획|백엔드|증명:2|웹소설|세계관|장별|1화|앱|플랫폼",
+        "ru": "систему|система|архитектуру|роман|путеводитель|руководство|отчёт|отчет|кампанию|стратегию|микросервис|"
+        "обзор|докажи:2|доказательство:2|докажите:2|сценарий:0.5|фильма|глав*:0.8|эпизод*:0.6|сцен*:0.5|повесть|"
+        "приложени*:0.6|платформ*|сервис*:0.6|интернет-магазин|руководств*|путеводител*|справочник*|отчёт*|доклад*|"
+        "стратеги*|план:0.5",
+        "de": "architektur|roman|leitfaden|bericht|kampagne|werbekampagne|strategie|webanwendung|anwendung|überblick|"
+        "handbuch|beweise:2|theaterstück|theaterstücks|akt:0.5|kapitel|akten:0.6|akte:0.6|episoden:0.6|szenen:0.6|"
+        "plattform|system:0.6|konzept:0.6|businessplan",
+        "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación:0.5|plataforma|demuestra:2|"
+        "capítulos|actos:0.6|episodios:0.6|escenas:0.6|entregas:0.6|manual:0.6|plan:0.5",
+        "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|prove:2|"
+        "capítulos|atos:0.6|episódios:0.6|cenas:0.6|manual:0.6|plano:0.5",
+        "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|présentation|"
+        "démontre:2|chapitres|actes:0.6|épisodes:0.6|scènes:0.6|manuel:0.6|plan:0.5",
         "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2|अध्याय|अध्यायों|दृश्य|application|लेख:0.5|योजना",
-        "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت أن:2|برهن:2|فصول|فصل:0.5"
-        "|مشاهد|حلقات|منصة|خطة",
+        "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت أن:2|برهن:2|فصول|فصل:0.5|"
+        "مشاهد|حلقات|منصة|خطة",
     },
     # A thing to be named (nouns) and a request to come up with one (verbs, and the adjectives such requests use):
     # together they make a naming request, which is creative ("a catchy name for my bakery"); apart, they are
@@ -812,25 +744,26 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
     },
     # Language markers for Latin-script text: common words distinctive for each language.
     "lang_en": {
-        "en": "the|is|are|what|how|why|which|who|and|of|to|for|with|this|that|you|your|my|i|me|please|can|"
-        "could|would|should|write|explain|give|does|it|about|from|be|tell",
+        "en": "the|is|are|what|how|why|which|who|and|of|to|for|with|this|that|you|your|my|i|me|please|can|could|would|"
+        "should|write|explain|give|does|it|about|from|be|tell",
     },
     "lang_de": {
-        "de": "der|die|das|und|ist|nicht|ein|eine|einen|einem|wie|warum|ich|mir|mich|mit|für|zu|auf|bitte|"
-        "welche|welcher|den|dem|des|oder|auch|sich|von|im|zum|zur|über|schreibe|schreib|erkläre|gib|wer|wo|"
-        "wann|sind|kann|mein|meine|unser|unsere|eines",
+        "de": "der|die|das|und|ist|nicht|ein|eine|einen|einem|wie|warum|ich|mir|mich|mit|für|zu|auf|bitte|welche|"
+        "welcher|den|dem|des|oder|auch|sich|von|im|zum|zur|über|schreibe|schreib|erkläre|gib|wer|wo|wann|sind|kann|"
+        "mein|meine|unser|unsere|eines",
     },
     "lang_es": {
-        "es": "el|los|las|qué|es|y|cómo|una|con|del|cuál|cuáles|son|está|mi|quién|dónde|cuándo|cuánto|"
-        "explica|escribe|dame|hay|muy|pero|al|lo|sobre|según|de|la|que|un|por|para|como|se|no|en|o|mis|tus",
+        "es": "el|los|las|qué|es|y|cómo|una|con|del|cuál|cuáles|son|está|mi|quién|dónde|cuándo|cuánto|explica|escribe|"
+        "dame|hay|muy|pero|al|lo|sobre|según|de|la|que|un|por|para|como|se|no|en|o|mis|tus",
     },
     "lang_pt": {
-        "pt": "os|é|não|uma|um|você|do|da|dos|das|em|na|nos|nas|são|qual|quais|quem|onde|quando|quanto|"
-        "escreva|faça|meu|minha|seu|sua|ao|pelo|pela|isso|esse|essa|também|muito|mas|tudo|pode|olá|obrigado|de|que|por|para|como|se|o|a|e",
+        "pt": "os|é|não|uma|um|você|do|da|dos|das|em|na|nos|nas|são|qual|quais|quem|onde|quando|quanto|escreva|faça|"
+        "meu|minha|seu|sua|ao|pelo|pela|isso|esse|essa|também|muito|mas|tudo|pode|olá|obrigado|de|que|por|para|como|"
+        "se|o|a|e",
     },
     "lang_fr": {
-        "fr": "le|les|des|est|et|du|une|qu|quel|quelle|quels|quelles|comment|pourquoi|je|vous|nous|pour|dans|"
-        "avec|cette|ces|sont|il|elle|au|aux|sur|pas|ne|qui|où|écris|donne|moi|mon|ma|mes|peux|l|j|de|la|que|un|en|d",
+        "fr": "le|les|des|est|et|du|une|qu|quel|quelle|quels|quelles|comment|pourquoi|je|vous|nous|pour|dans|avec|"
+        "cette|ces|sont|il|elle|au|aux|sur|pas|ne|qui|où|écris|donne|moi|mon|ma|mes|peux|l|j|de|la|que|un|en|d",
     },
 }
 
@@ -1216,16 +1149,16 @@ class Classifier:
     """
 
     __slots__ = (
+        "_ascii_keys",
+        "_ascii_phrase_re",
+        "_ascii_words",
         "_other_phrase_map",
         "_other_phrase_re",
         "_phrase_map",
         "_phrase_re",
-        "_ascii_phrase_re",
         "_substr_always",
         "_substr_map",
         "_substr_re",
-        "_ascii_keys",
-        "_ascii_words",
         "_word_keys",
         "_words",
     )
@@ -1654,7 +1587,7 @@ class Classifier:
         draft.input_tokens = input_tokens
         draft._evidence = (events, acc, cnt, fences, syntax, mathy, questions, last_tokens, language)
         object.__setattr__(draft, "__class__", Classification)
-        return cast(Classification, draft)
+        return cast("Classification", draft)
 
     # ------------------------------------------------------------------------------------------------------------
     def _scan_non_ascii(self, region: str, acc: list[float], cnt: dict[int, int]) -> str:

@@ -71,10 +71,15 @@ async def iter_batch(
             for _ in range(concurrency):
                 tg.start_soon(worker, send.clone())
         async with receive:
-            async for index, result in receive:
-                done += 1
-                if on_progress is not None:
-                    ret = on_progress(done, total)
-                    if inspect.isawaitable(ret):
-                        await ret
-                yield index, result
+            try:
+                async for index, result in receive:
+                    done += 1
+                    if on_progress is not None:
+                        ret = on_progress(done, total)
+                        if inspect.isawaitable(ret):
+                            await ret
+                    yield index, result
+            except GeneratorExit:
+                # The consumer stopped early (break, aclose): cancel the workers and let the task group finish
+                # normally; re-raising GeneratorExit here would come back wrapped in an exception group.
+                tg.cancel_scope.cancel()

@@ -966,6 +966,8 @@ class Router:
                 attempt.gate_score = gate.score
                 attempt.outcome = "ok"
                 if not gate.passed:
+                    # already delivered, so it is the reply; the attempt still says it failed the gates
+                    attempt.outcome = "gate_failed"
                     attempt.reason = gate.reason
                 accepted = attempt
                 break

@@ -84,6 +84,21 @@ DEFAULT_POLL_INTERVAL: Final = 1.0
 DEFAULT_CLOSE_TIMEOUT: Final = 2.0
 # Wire format version; a message with another ``v`` is ignored.
 _VERSION: Final = 1
+# Seconds between cancellations of a task that has not stopped yet (see _stop).
+_CANCEL_RETRY: Final = 0.05
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel *task* and wait for it, cancelling again until it ends.
+
+    redis-py can swallow a cancellation that lands while it connects (its connect timeout eats it), after which
+    the task would carry on; a cancellation repeated at the task's next await ends it.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=_CANCEL_RETRY)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        _log.error("breaker sync task %s failed", task.get_name(), exc_info=exc)
 
 
 def _import_redis() -> Any:
@@ -197,6 +212,7 @@ class BreakerSync:
         self._publishing_ok = True
         self._opened = False
         self._closed = False
+        self._stopping = False  # the loops' own exit condition, should a cancellation be swallowed
         #: Transitions written to Redis.
         self.published = 0
         #: Remote transitions received (pub/sub messages and keys read on (re)connect), own messages excluded.
@@ -288,15 +304,9 @@ class BreakerSync:
                     with anyio.move_on_after(self._close_timeout):
                         await self.flush()
             finally:
+                self._stopping = True
                 for task in self._tasks:
-                    task.cancel()
-                for task in self._tasks:
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        pass
-                    except Exception:
-                        _log.exception("breaker sync task %s failed", task.get_name())
+                    await _stop(task)
                 self._tasks = []
                 self._listening = False
                 client, self._client = self._client, None
@@ -357,7 +367,7 @@ class BreakerSync:
 
     async def _publish_loop(self) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
@@ -408,7 +418,7 @@ class BreakerSync:
         client = self._client
         assert client is not None
         failures = 0
-        while True:
+        while not self._stopping:
             pubsub: PubSub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
@@ -418,7 +428,7 @@ class BreakerSync:
                     _log.info("breaker sync: listening on %s again", _safe_url(self._url))
                 failures = 0
                 self._listening = True
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._poll)
                     if message is not None and message.get("type") == "message":
                         self._apply(message.get("data"))

@@ -10,16 +10,20 @@ returns a :class:`Classification` carrying all three routing vocabularies at onc
 
 How it stays fast. Everything is compiled once, in ``Classifier.__init__``:
 
-* single-word keywords of space-delimited scripts (Latin, Cyrillic, Devanagari, Arabic) live in one dict;
-  the prompt is lower-cased once and split into words (``str.translate`` + ``str.split`` for ASCII text, one
-  precompiled regex otherwise), and one C-level ``frozenset.intersection`` finds every distinct keyword, so a
-  word matches only as a whole word ("important" never counts as "import") and only once per prompt;
-* multi-word phrases and word-start stems run as **one** trie-shaped alternation regex per script family,
-  anchored at word starts, over the *instruction region* (the whole prompt, or its head and tail when long);
-* CJK, kana, hangul and Thai-like keywords (and ``~``-marked stems) run as one trie-shaped substring regex,
-  only when the prompt has such characters;
-* code fences, code syntax, arithmetic, list items, question marks and separators come from one structural
-  regex over the same region.
+* single-word keywords of space-delimited scripts (Latin, Cyrillic, Devanagari, Arabic) live in one dict; the
+  prompt is lower-cased once and split into words (ASCII prompts as bytes: ``bytes.translate`` + ``split``, a
+  table lookup per character; one precompiled regex otherwise), and one C-level ``frozenset.intersection``
+  finds every distinct keyword, so a word matches only as a whole word ("important" never counts as "import")
+  and only once per prompt. Past :data:`DEFAULT_SCAN_CHARS`, only the head and tail are looked up;
+* multi-word phrases and word-start stems run as **one** trie-shaped alternation regex per script family
+  (ASCII prompts get an ASCII-only one), anchored at word starts, over the *instruction region* (the whole
+  prompt, or its head and tail when long);
+* CJK, kana, hangul and Thai-like keywords (and ``~``-marked stems) run as one trie-shaped substring regex whose
+  hundreds of first characters are bucketed behind lookaheads, only when the prompt has such characters;
+* code fences, code syntax, arithmetic, list items, question marks and separators come from a few structural
+  regexes over the same region, skipped at once for plain prose;
+* the result is filled in as a mutable draft and becomes a frozen :class:`Classification` by a class
+  assignment, and its ``signals`` are formatted only when read (routing never reads them).
 
 Length is measured in estimated tokens (:func:`asyncrouter._tokens.estimate_tokens`), which counts CJK text
 by characters, not whitespace words.
@@ -30,11 +34,19 @@ the fourteen of smart-llm-router (``reasoning_markers``, ``code_presence``, ``mu
 ``imperatives``, ``output_format``, ``references``, ``domain_terms``, ``simple_indicators``, ``negation``)
 plus the ones that tell categories and sizes apart (``analysis``, ``explanation``, ``math``,
 ``factual_markers``, ``translation``, ``summarisation``, ``depth``, ``brevity``, ``small_artefact``,
-``medium_artefact``, ``large_artefact``).
+``medium_artefact``, ``large_artefact``). Each keyword table covers all eleven languages with the closed-class
+words a request is built from (question words, explanation and comparison verbs, "how does X work" forms,
+maths vocabulary, artefact nouns), with word-start stems for inflected languages (Russian, German, Romance).
+
+Complexity is a weighted sum of these (plus length, listed requirements, requested word counts) cut at two
+thresholds; the weights were fitted on the dev set's train split (see ``_PTS_SIMPLE_BELOW``). The category is
+the strongest of four evidence scores; a naming noun together with a suggestion verb ("a catchy name for
+my bakery", "起个名字") is creative, and the figures in pasted material are not a maths problem.
 
 Overrides, as smart-llm-router documents them: two or more distinct reasoning markers force tier
 ``reasoning``; a huge prompt (more than :data:`DEFAULT_HUGE_PROMPT_TOKENS`) is at least ``complex``; a system
-prompt that asks for JSON or a schema, or a JSON ``response_format``, floors the prompt at ``medium``.
+prompt that asks for JSON or a schema, or a JSON ``response_format``, floors the prompt at ``medium``. And, as
+mmrouter labels them: a request for a proof or a derivation is ``complex``.
 
 .. versionadded:: 0.1.0
 """
@@ -46,7 +58,7 @@ import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ._exceptions import ConfigError
 from ._tokens import estimate_messages_tokens, estimate_tokens, message_text
@@ -55,6 +67,7 @@ from ._types import Category, ComplexityLabel, TaskType, Tier
 __all__ = [
     "DEFAULT_COMPLEX_THRESHOLD",
     "DEFAULT_HUGE_PROMPT_TOKENS",
+    "DEFAULT_SCAN_CHARS",
     "DEFAULT_SIMPLE_THRESHOLD",
     "DIMENSIONS",
     "Classification",
@@ -282,8 +295,8 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "zh": "故事:2.5|首诗:3|写诗:3|小诗:3|古诗:2.5|诗歌:3|现代诗:3|短句:2|写一句:1.5|诗词:3|小说:2.5|歌词:3|"
         "广告语:3|口号:3|标语:3|起名:3|起一个:1.5|名字:1.5|笑话:3|剧本:3|文案:2.5|创作:2|童话:3|散文:2.5|对联:3|"
         "营销方案:2.5|祝福:2.5|祝福语:3|祝贺:2|生日:1.5|致辞:2|一封信:2|写一封:1.5|贺卡:2.5|情书:3|演讲稿:2|"
-        "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5|短诗:3|一首:2.5|首歌:2.5|作诗:3|打油诗:3|藏头诗:3|"
-        "段子:2.5|台词:2|剧情:1.5|话剧:3|相声:3|小品:2.5|取名:3|取个:1.5|网名:2.5|昵称:2|小故事:2.5|写一首:2.5",
+        "品牌故事:3|武侠:2.5|短视频脚本:2|情节:1.5|结局:1.5|短诗:3|一首:2.5|作诗:3|打油诗:3|藏头诗:3|段子:2.5|台词:2|"
+        "剧情:1.5|话剧:3|相声:3|小品:2.5|取名:3|取个:1.5|网名:2.5|昵称:2|小故事:2.5|写一首:2.5",
         "ja": "物語:3|詩を:3|の詩:2.5|詩:2|俳句:3|短歌:3|小説:2.5|歌詞:3|キャッチコピー:3|スローガン:3|名前:1.5|"
         "ジョーク:3|冗談:2|童話:3|ストーリー:2.5|スピーチ:2|脚本:2.5|ブランディング:2|ファンタジー:2|主人公:2.5|"
         "お祝い:1.5|メッセージ:1.5|誕生日:1.5|演劇:2.5|手紙:1.5|キャッチフレーズ:3|おもしろい:1.5|面白い:1.5|店名:2.5|"
@@ -678,18 +691,18 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ja": "システム|アーキテクチャ|長編|ガイド|レポート|報告書|設計|第一章|証明:2|ブランディング|一から|演劇|"
         "脚本:0.5|章ごと|世界観|企画|構成",
         "ko": "시스템|아키텍처|장편|가이드|보고서|캠페인|기획|백엔드|증명:2|웹소설|세계관|장별|1화|앱|플랫폼",
-        "ru": "систему|система|архитектуру|роман|путеводитель|руководство|отчёт|отчет|кампанию|стратегию|микросервис|"
-        "обзор|докажи:2|доказательство:2|докажите:2|сценарий:0.5|фильма|глав*:0.8|эпизод*:0.6|сцен*:0.5|повесть|"
-        "приложени*:0.6|платформ*|сервис*:0.6|интернет-магазин|руководств*|путеводител*|справочник*|отчёт*|доклад*|"
-        "стратеги*|план:0.5",
+        "ru": "систему:0.6|система:0.6|архитектуру|роман|путеводитель|руководство|отчёт|отчет|кампанию|стратегию|"
+        "микросервис|обзор|докажи:2|доказательство:2|докажите:2|сценарий:0.5|фильма|глав*:0.8|эпизод*:0.6|сцен*:0.5|"
+        "повесть|приложени*:0.6|платформ*|сервис*:0.6|интернет-магазин|руководств*|путеводител*|справочник*|отчёт*|"
+        "доклад*|стратеги*|план:0.5",
         "de": "architektur|roman|leitfaden|bericht|kampagne|werbekampagne|strategie|webanwendung|anwendung|überblick|"
         "handbuch|beweise:2|theaterstück|theaterstücks|akt:0.5|kapitel|akten:0.6|akte:0.6|episoden:0.6|szenen:0.6|"
         "plattform|system:0.6|konzept:0.6|businessplan",
-        "es": "sistema|arquitectura|novela|guía|informe|campaña|estrategia|aplicación:0.5|plataforma|demuestra:2|"
+        "es": "sistema:0.6|arquitectura|novela|guía|informe|campaña|estrategia|aplicación:0.5|plataforma|demuestra:2|"
         "capítulos|actos:0.6|episodios:0.6|escenas:0.6|entregas:0.6|manual:0.6|plan:0.5",
-        "pt": "sistema|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|prove:2|"
-        "capítulos|atos:0.6|episódios:0.6|cenas:0.6|manual:0.6|plano:0.5",
-        "fr": "système|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|présentation|"
+        "pt": "sistema:0.6|arquitetura|romance|guia|relatório|campanha|estratégia|aplicação|plataforma|panorama|"
+        "prove:2|capítulos|atos:0.6|episódios:0.6|cenas:0.6|manual:0.6|plano:0.5",
+        "fr": "système:0.6|architecture|roman|guide|rapport|campagne|stratégie|application|plateforme|présentation|"
         "démontre:2|chapitres|actes:0.6|épisodes:0.6|scènes:0.6|manuel:0.6|plan:0.5",
         "hi": "प्रणाली|सिस्टम|आर्किटेक्चर|उपन्यास|गाइड|रिपोर्ट|अभियान|रणनीति|सिद्ध:2|अध्याय|अध्यायों|दृश्य|application|लेख:0.5|योजना",
         "ar": "نظام|نظامًا|البنية|رواية|دليل|دليلًا|تقرير|تقريرًا|حملة|استراتيجية|تطبيق|أثبت أن:2|برهن:2|فصول|فصل:0.5|"
@@ -706,27 +719,25 @@ _TABLES: Final[dict[str, dict[str, str]]] = {
         "ru": "имя|имени|название|названия|слоган|девиз|никнейм",
         "de": "name|namen|slogan|spitzname|motto",
         "es": "nombre|nombres|eslogan|apodo|lema",
-        "pt": "nome|nomes|título|slogan|apelido|lema",
+        "pt": "nome|nomes|slogan|apelido|lema",
         "fr": "nom|noms|slogan|surnom|devise",
         "hi": "नाम|नारा|टैगलाइन",
         "ar": "اسم|اسمًا|اسما|شعار|شعارًا|لقب",
     },
     "suggestion_verbs": {
-        "en": "suggest|recommend|come up with|think of|give me|brainstorm|invent|propose|ideas|idea|good|catchy|cute|"
-        "cool|funny|creative|original|clever|fun|nice|need a",
-        "zh": "起|取|想一|帮我|推荐|建议|好听|可爱|有创意|响亮|好记",
+        "en": "suggest|recommend|come up with|think of|brainstorm|invent|propose|ideas|good|catchy|cute|funny|"
+        "creative|original|clever",
+        "zh": "起个|起一个|取个|取一个|想一|推荐|建议|好听|可爱|有创意|响亮|好记",
         "ja": "考えて|つけて|付けて|提案|おすすめ|候補|案を",
         "ko": "지어|추천|만들어|정해|생각해|아이디어",
         "ru": "придумай|придумайте|предложи|предложите|подбери|подскажи|посоветуй|хорошее|красивое|смешное|"
         "оригинальное|креативное",
-        "de": "schlag|vorschlag*|empfiehl|überleg|gib|finde|lustig*|kreativ*|guten|schönen|witzig*|originell*",
-        "es": "sugiere|sugiéreme|propón|proponme|recomienda|dame|inventa|piensa|bonito|original|creativo|divertido|"
-        "gracioso",
-        "pt": "sugira|sugere|me dá|me da|invente|pense|recomende|criativo|bonito|divertido|engraçado|original",
-        "fr": "propose|proposez|suggère|suggérez|trouve|trouvez|donne|donnez|invente|imagine|drôle|original|joli|"
-        "rigolo|sympa|créatif",
-        "hi": "बताओ|बताइए|सुझाओ|सुझाइए|सुझाव|रखो|रखें|अच्छा|अच्छी|बढ़िया|मज़ेदार",
-        "ar": "اقترح|اقترحي|أعطني|اعطني|ابتكر|فكر|جميل|مميز|مبتكر|طريف",
+        "de": "schlag|vorschlag*|empfiehl|überleg|lustig*|kreativ*|guten|schönen|witzig*|originell*",
+        "es": "sugiere|sugiéreme|propón|proponme|recomienda|inventa|piensa|bonito|original|creativo|divertido|gracioso",
+        "pt": "sugira|sugere|invente|pense|recomende|criativo|bonito|divertido|engraçado|original",
+        "fr": "propose|proposez|suggère|suggérez|invente|imagine|drôle|original|joli|rigolo|sympa|créatif",
+        "hi": "सुझाओ|सुझाइए|सुझाव|रखो|रखें|अच्छा|अच्छी|बढ़िया|मज़ेदार",
+        "ar": "اقترح|اقترحي|ابتكر|فكر|جميل|مميز|مبتكر|طريف",
     },
     # Asking for a proof or a derivation: with a reasoning category, at least complex (mmrouter: "prove a theorem").
     "proof_requests": {
@@ -1050,18 +1061,20 @@ class Classification(_ClassificationSlots):
     language: str
     input_tokens: int
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: the ``signals`` slot of a classification fresh from
-        # Classifier.classify. Format them once and store them (the slot's descriptor bypasses frozenness).
-        if name != "signals":
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        try:
-            evidence = _EVIDENCE.__get__(self)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
-        signals = _format_signals(*evidence)
-        _SET_SIGNALS(self, signals)
-        return signals
+    if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any attribute name
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when normal lookup fails: the ``signals`` slot of a classification fresh from
+            # Classifier.classify. Format them once and store them (the slot's descriptor bypasses frozenness).
+            if name != "signals":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            try:
+                evidence = _EVIDENCE.__get__(self)
+            except AttributeError:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+            signals = _format_signals(*evidence)
+            _SET_SIGNALS(self, signals)
+            return signals
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))

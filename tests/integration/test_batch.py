@@ -82,7 +82,7 @@ async def test_astream_many_is_lazy_and_bounded(fleet: FakeProviderServer, tmp_p
     seen = 0
     async with Router.from_dict(config(fleet, tmp_path)) as router:
         async with router.astream_many(prompts(), concurrency=8) as results:
-            async for index, result in results:
+            async for _index, result in results:
                 assert isinstance(result, Response)
                 seen += 1
                 # the input is pulled only as fast as results are consumed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -11,16 +13,19 @@ import pytest
 from asyncrouter._classifier import (
     DEFAULT_COMPLEX_THRESHOLD,
     DEFAULT_HUGE_PROMPT_TOKENS,
+    DEFAULT_SCAN_CHARS,
     DEFAULT_SIMPLE_THRESHOLD,
     DIMENSIONS,
     Classification,
     Classifier,
+    _trie_pattern,
 )
 from asyncrouter._eval import evaluate, load_eval_data
 from asyncrouter._exceptions import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SET = ROOT / "benchmarks" / "data" / "dev_set.yaml"
+HOLDOUT = ROOT / "benchmarks" / "data" / "holdout_v2.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -344,6 +349,165 @@ def test_dimensions_are_named_in_signals(clf: Classifier) -> None:
     assert names <= {*DIMENSIONS, *structural, "system", "response_format"}
 
 
+# --- generalisation rules ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        pytest.param("Give me a catchy name for my bakery.", id="en"),
+        pytest.param("给我的咖啡店起个名字", id="zh"),
+        pytest.param("Придумай хорошее название для блога", id="ru"),
+        pytest.param("मेरी दुकान के लिए कोई अच्छा नाम सुझाइए", id="hi"),
+    ],
+)
+def test_a_naming_request_is_creative(clf: Classifier, prompt: str) -> None:
+    c = clf.classify_text(prompt)
+    assert (c.complexity, c.category) == ("simple", "creative")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        pytest.param("What is the name of the longest river in Africa?", id="name-of"),
+        pytest.param("这首歌的名字是什么？", id="zh-name-of-song"),
+    ],
+)
+def test_asking_for_an_existing_name_is_factual(clf: Classifier, prompt: str) -> None:
+    assert clf.classify_text(prompt).category == "factual"
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        pytest.param("Prove that 2 is irrational.", id="en"),
+        pytest.param("Démontre que la somme des angles d'un triangle vaut 180 degrés.", id="fr"),
+    ],
+)
+def test_a_short_proof_request_is_complex(clf: Classifier, prompt: str) -> None:
+    c = clf.classify_text(prompt)
+    assert (c.complexity, c.category, c.tier) == ("complex", "reasoning", "reasoning")
+    assert "override:proof" in c.signals  # the length and keywords alone would have said medium
+
+
+def test_proof_of_concept_code_is_not_a_proof(clf: Classifier) -> None:
+    c = clf.classify_text("Write a Python proof of concept that reads a CSV file.")
+    assert c.category == "code"
+    assert "override:proof" not in c.signals
+
+
+def test_a_requested_length_of_a_hundred_words_is_at_least_medium(clf: Classifier) -> None:
+    # "word" in "250-word" is a length, not a one-word artefact.
+    c = clf.classify_text("Write a 250-word fable about a greedy crow.")
+    assert (c.complexity, c.category) == ("medium", "creative")
+    assert signal_value(c, "small_artefact") == 0.0
+
+
+def test_commas_between_numbers_are_not_requirements(clf: Classifier) -> None:
+    c = clf.classify_text("What comes next: 2, 4, 8, 16, 32, 64, 128?")
+    assert (c.complexity, c.category) == ("simple", "reasoning")
+
+
+def test_figures_in_pasted_material_are_not_a_maths_problem(clf: Classifier) -> None:
+    report = "Revenue grew 14% to $8.2M; churn fell from 4.1% to 3.2%. Costs rose 9% and margin held at 72%. " * 3
+    c = clf.classify_text("Summarise this report for the board:\n\n" + report)
+    assert (c.category, c.task_type) == ("factual", "summarisation")
+    assert signal_value(c, "math_syntax") == 0.0
+
+
+def test_translating_a_paragraph_is_not_simple(clf: Classifier) -> None:
+    text = "Our office will be closed next Monday for the public holiday; support replies to urgent emails in a day. "
+    c = clf.classify_text("Translate this into French:\n\n" + text * 2)
+    assert (c.complexity, c.category, c.task_type) == ("medium", "factual", "translation")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        pytest.param("Wie funktioniert ein Kühlschrank?", id="de"),
+        pytest.param("¿Cómo funciona una vacuna?", id="es"),
+        pytest.param("Как работает GPS?", id="ru"),
+        pytest.param("为什么喝咖啡会让人睡不着？", id="zh"),
+    ],
+)
+def test_how_does_it_work_is_medium_reasoning_in_every_language(clf: Classifier, prompt: str) -> None:
+    c = clf.classify_text(prompt)
+    assert (c.complexity, c.category) == ("medium", "reasoning")
+
+
+def test_inflected_russian_depth_words_count(clf: Classifier) -> None:
+    c = clf.classify_text(
+        "Разработай полноценный интернет-магазин на Django: каталог, корзина, оплата, личный кабинет, тесты и деплой."
+    )
+    assert (c.complexity, c.category) == ("complex", "code")
+    assert signal_value(c, "depth") > 0
+
+
+def test_comparing_programming_languages_is_reasoning(clf: Classifier) -> None:
+    c = clf.classify_text("Compare Python and Rust for a command-line tool.")
+    assert (c.complexity, c.category) == ("medium", "reasoning")
+    code = clf.classify_text("Write a Python function that parses command-line flags.")
+    assert code.category == "code"
+
+
+def test_ascii_and_unicode_prompts_find_the_same_keywords(clf: Classifier) -> None:
+    # ASCII prompts are tokenised as bytes, others by a regex: the keywords found must not depend on the path.
+    plain = clf.classify_text("Write a Python function that reverses a string, step by step")
+    accented = clf.classify_text("Write a Python function that reverses a string, step by step ✓")
+    for name in ("code_presence", "reasoning_markers", "imperatives", "medium_artefact"):
+        assert signal_value(plain, name) == signal_value(accented, name) > 0, name
+
+
+def test_the_middle_of_a_very_long_prompt_is_not_looked_up(clf: Classifier) -> None:
+    filler = "The committee met again and the minutes were read aloud. " * 100  # about 5,800 characters
+    assert len(filler) > DEFAULT_SCAN_CHARS
+    # Looked up: the first DEFAULT_SCAN_CHARS - 500 characters and the last 500.
+    middle = clf.classify_text("Summarise:\n\n" + filler[:4500] + " kubernetes " + filler[4500:])
+    tail = clf.classify_text("Summarise:\n\n" + filler + " kubernetes")
+    assert signal_value(middle, "code_presence") == 0.0
+    assert signal_value(tail, "code_presence") > 0.0
+
+
+def test_bucketed_trie_matches_like_the_plain_one() -> None:
+    keys = ["故事", "小说", "写一首", "代码", "函数", "诗", "调试", "原理", "为什么"]
+    text = "请写一首诗，再讲一个小说故事，解释代码里函数的原理，为什么要调试？"
+    plain = re.compile(_trie_pattern(keys, bounded=False))
+    bucketed = re.compile(_trie_pattern(keys, bounded=False, bucket=2))
+    assert bucketed.pattern != plain.pattern
+    assert (
+        bucketed.findall(text)
+        == plain.findall(text)
+        == ["写一首", "诗", "小说", "故事", "代码", "函数", "原理", "为什么", "调试"]
+    )
+
+
+# --- the Classification object -------------------------------------------------------------------------------------
+
+
+def test_signals_are_formatted_on_first_read_and_kept(clf: Classifier) -> None:
+    c = clf.classify_text("Prove this theorem step by step.")
+    first = c.signals
+    assert first is c.signals  # stored, not rebuilt
+    assert "override:reasoning_markers" in first
+    assert first[-1] == "lang:en"
+
+
+def test_classification_is_a_frozen_picklable_dataclass(clf: Classifier) -> None:
+    c = clf.classify_text("Write a haiku about snow.")
+    assert type(c) is Classification
+    assert dataclasses.is_dataclass(c)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.tier = "complex"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        _ = c.no_such_field  # type: ignore[attr-defined]
+    again = pickle.loads(pickle.dumps(c))
+    assert again == c
+    assert hash(again) == hash(c)
+    assert dataclasses.replace(c, tier="complex").signals == c.signals
+    built = Classification("code", True, 0.5, "medium", "medium", "code", 0.5, ("code_presence:2",), "en", 9)
+    assert built.signals == ("code_presence:2",)
+
+
 # --- purity --------------------------------------------------------------------------------------------------------
 
 
@@ -378,13 +542,36 @@ def test_dev_set_test_split_accuracy_floor(clf: Classifier) -> None:
     examples = load_eval_data(DEV_SET)
     assert len(examples) >= 480
     test = [e for e in examples if e.split == "test"]
-    assert len(test) >= 0.3 * len(examples)
+    assert len(test) >= 250
     assert len({e.language for e in examples}) >= 11
     report = evaluate(clf, examples, split="test")
-    # Floors a little under what the classifier reaches today (it was tuned on the train split only).
-    assert report.accuracy["complexity"] >= 0.87
-    assert report.accuracy["category"] >= 0.92
-    assert report.accuracy["complexity+category"] >= 0.82
+    # Floors a little under what the classifier reaches today (91.9 / 95.6 / 87.8; it was fitted on the train
+    # split only).
+    assert report.accuracy["complexity"] >= 0.90
+    assert report.accuracy["category"] >= 0.94
+    assert report.accuracy["complexity+category"] >= 0.86
     english = report.per_language["en"]["complexity+category"]
     others = [row["complexity+category"] for lang, row in report.per_language.items() if lang != "en"]
     assert sum(others) / len(others) >= english - 0.05
+
+
+def test_holdout_v2_accuracy_floor(clf: Classifier) -> None:
+    # holdout_v2 was written before the classifier was retuned and was never tuned on: a generalisation check.
+    examples = load_eval_data(HOLDOUT)
+    assert len(examples) >= 300
+    assert all(e.split is None for e in examples)
+    per_language: dict[str, int] = {}
+    for e in examples:
+        assert e.language is not None
+        per_language[e.language] = per_language.get(e.language, 0) + 1
+    assert set(per_language) == {"en", "zh", "ja", "ko", "ru", "de", "es", "pt", "fr", "hi", "ar"}
+    assert min(n for lang, n in per_language.items() if lang != "en") >= 20
+    assert len({(e.complexity, e.category) for e in examples}) == 12
+    report = evaluate(clf, examples)
+    # Floors a little under what the classifier reaches today (96.0 / 96.5 / 93.0; en 89, other languages 88-100).
+    assert report.accuracy["complexity"] >= 0.94
+    assert report.accuracy["category"] >= 0.94
+    assert report.accuracy["complexity+category"] >= 0.90
+    english = report.per_language["en"]["complexity+category"]
+    for lang, row in report.per_language.items():
+        assert row["complexity+category"] >= min(0.85, english - 0.05), lang

@@ -209,6 +209,12 @@ def _transport_error(exc: BaseException, *, provider: str, model: str, streaming
     return ProviderConnectionError(f"connection failed: {type(exc).__name__}", **kw)
 
 
+def _encode(body: Mapping[str, Any], headers: Mapping[str, str], accept: str) -> tuple[bytes, dict[str, str]]:
+    """The compact JSON body and the request headers (ours first, so the caller's win)."""
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return data, {"Content-Type": "application/json", "Accept": accept, **headers}
+
+
 class HTTPClient:
     """One pooled :class:`aiohttp.ClientSession` per Router, opened and closed with it.
 
@@ -263,8 +269,7 @@ class HTTPClient:
     ) -> JSONReply:
         """POST a JSON body and decode the JSON reply; raise the mapped error on non-2xx or bad JSON."""
         session = self._require()
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        hdrs = {"Content-Type": "application/json", "Accept": "application/json", **headers}
+        data, hdrs = _encode(body, headers, "application/json")
         try:
             async with session.post(
                 url,
@@ -320,8 +325,7 @@ class HTTPClient:
         a long reply that keeps flowing is not cut off.
         """
         session = self._require()
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        hdrs = {"Content-Type": "application/json", "Accept": accept, **headers}
+        data, hdrs = _encode(body, headers, accept)
         client_timeout = aiohttp.ClientTimeout(
             total=None, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT), sock_read=timeout
         )

@@ -10,10 +10,9 @@ from typing import Any
 from .._config import ModelConfig
 from .._exceptions import MalformedResponse, StreamInterrupted
 from .._http import error_from_payload
-from .._models import ChatDelta, ChatRequest, ChatResponse, StreamEvent, Usage
+from .._models import ChatDelta, ChatRequest, ChatResponse, StreamEvent
 from .._sse import SSEParser
-from .._tokens import estimate_messages_tokens, estimate_tokens
-from ._base import normalise_finish_reason, text_of
+from ._base import normalise_finish_reason, text_of, usage_or_estimate
 
 __all__ = ["DEFAULT_ANTHROPIC_MAX_TOKENS", "AnthropicFormat"]
 
@@ -92,14 +91,7 @@ def _convert_tool_choice(choice: Any) -> dict[str, Any] | None:
     return None
 
 
-def _usage(raw_in: Any, raw_out: Any, request: ChatRequest, content: str) -> Usage:
-    if isinstance(raw_in, int) and isinstance(raw_out, int):
-        return Usage(raw_in, raw_out, False)
-    return Usage(
-        raw_in if isinstance(raw_in, int) else estimate_messages_tokens(request.messages),
-        raw_out if isinstance(raw_out, int) else estimate_tokens(content),
-        True,
-    )
+_usage = usage_or_estimate
 
 
 class AnthropicFormat:

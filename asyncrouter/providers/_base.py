@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .._config import ModelConfig
-from .._models import ChatRequest, ChatResponse, StreamEvent
+from .._models import ChatRequest, ChatResponse, StreamEvent, Usage
+from .._tokens import estimate_messages_tokens, estimate_tokens
 
-__all__ = ["Provider", "StreamDecoder", "normalise_finish_reason"]
+__all__ = ["Provider", "StreamDecoder", "normalise_finish_reason", "usage_or_estimate"]
 
 _FINISH = {
     "stop": "stop",
@@ -96,3 +97,14 @@ def text_of(content: Any) -> str:
                 out.append(part)
         return "".join(out)
     return str(content)
+
+
+def usage_or_estimate(input_tokens: Any, output_tokens: Any, request: ChatRequest, content: str) -> Usage:
+    """The provider's token counts; any count it did not send is estimated, and the usage marked so."""
+    if isinstance(input_tokens, int) and isinstance(output_tokens, int):
+        return Usage(input_tokens, output_tokens, False)
+    return Usage(
+        input_tokens if isinstance(input_tokens, int) else estimate_messages_tokens(request.messages),
+        output_tokens if isinstance(output_tokens, int) else estimate_tokens(content),
+        True,
+    )

@@ -14,8 +14,7 @@ from .._exceptions import MalformedResponse, StreamInterrupted
 from .._http import error_from_payload
 from .._models import ChatDelta, ChatRequest, ChatResponse, StreamEvent, Usage
 from .._sse import NDJSONParser
-from .._tokens import estimate_messages_tokens, estimate_tokens
-from ._base import normalise_finish_reason, text_of
+from ._base import normalise_finish_reason, text_of, usage_or_estimate
 
 __all__ = ["OllamaNativeFormat"]
 
@@ -58,14 +57,7 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
 
 
 def _usage(obj: Mapping[str, Any], request: ChatRequest, content: str) -> Usage:
-    pi, ev = obj.get("prompt_eval_count"), obj.get("eval_count")
-    if isinstance(pi, int) and isinstance(ev, int):
-        return Usage(pi, ev, False)
-    return Usage(
-        pi if isinstance(pi, int) else estimate_messages_tokens(request.messages),
-        ev if isinstance(ev, int) else estimate_tokens(content),
-        True,
-    )
+    return usage_or_estimate(obj.get("prompt_eval_count"), obj.get("eval_count"), request, content)
 
 
 class OllamaNativeFormat:

@@ -12,18 +12,15 @@ from .._exceptions import MalformedResponse, StreamInterrupted
 from .._http import error_from_payload
 from .._models import ChatDelta, ChatRequest, ChatResponse, StreamEvent, Usage
 from .._sse import SSEParser
-from .._tokens import estimate_messages_tokens, estimate_tokens
-from ._base import normalise_finish_reason, text_of
+from ._base import normalise_finish_reason, text_of, usage_or_estimate
 
 __all__ = ["OpenAIFormat"]
 
 
 def _usage(data: Any, request: ChatRequest, content: str) -> Usage:
     if isinstance(data, Mapping):
-        pt, ct = data.get("prompt_tokens"), data.get("completion_tokens")
-        if isinstance(pt, int) and isinstance(ct, int):
-            return Usage(pt, ct, False)
-    return Usage(estimate_messages_tokens(request.messages), estimate_tokens(content), True)
+        return usage_or_estimate(data.get("prompt_tokens"), data.get("completion_tokens"), request, content)
+    return usage_or_estimate(None, None, request, content)
 
 
 def _tool_calls(raw: Any) -> list[dict[str, Any]]:

@@ -308,7 +308,6 @@ class Alerts:
         self._source = source
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
-        self._in_flight = False
         self._opened = False
         self._closed = False
         self._history: deque[Alert] = deque(maxlen=history_size)
@@ -376,14 +375,14 @@ class Alerts:
             if not task.done() and self._close_timeout > 0:
                 with anyio.move_on_after(self._close_timeout):
                     await self._queue.join()
+            dropped_before = self.dropped
             task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
                 pass
-            abandoned = self._queue.qsize() + (1 if self._in_flight else 0)
-            if abandoned:
-                self.dropped += abandoned
+            self.dropped += self._queue.qsize()
+            if abandoned := self.dropped - dropped_before:
                 _log.warning("alerts: %d webhook deliveries abandoned at close", abandoned)
             while not self._queue.empty():
                 self._queue.get_nowait()
@@ -480,7 +479,7 @@ class Alerts:
         if event.origin is not None and not self._remote_breakers:
             return
         what = f"{event.kind} {event.name!r}"
-        where = f" (opened in {event.origin})" if event.origin is not None else ""
+        where = f" in {event.origin}" if event.origin is not None else ""
         self._fire(
             "breaker_open",
             f"breaker:{event.kind}:{event.name}",
@@ -652,11 +651,12 @@ class Alerts:
         assert url is not None
         while True:
             alert = await self._queue.get()
-            self._in_flight = True
             try:
                 await self._post(url, alert)
+            except asyncio.CancelledError:
+                self.dropped += 1  # aclose() gave up on it mid-delivery
+                raise
             finally:
-                self._in_flight = False
                 self._queue.task_done()
 
     async def _post(self, url: str, alert: Alert) -> None:

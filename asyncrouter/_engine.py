@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -423,7 +423,7 @@ class Router:
         if not self._open:
             raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
         msgs = _normalise_messages(prompt, messages)
-        request_id = kw.pop("request_id", None) or uuid.uuid4().hex
+        request_id = kw.pop("request_id", None) or os.urandom(16).hex()
         params = self._params(kw)
         c = self._classify(msgs, params)
         started = self.clock.monotonic()
@@ -542,6 +542,7 @@ class Router:
                 attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
                 ctx.errors.append(exc)
                 return None, attempt
+            by_deadline = remaining < cfg.timeout
             try:
                 request = ctx.params.chat_request(cfg.model_id, ctx.messages)
                 rate = self._rate_limits.get(alias)
@@ -549,36 +550,34 @@ class Router:
                     with anyio.fail_after(max(0.001, remaining)):
                         await rate.acquire(ctx.classification.input_tokens + (ctx.params.max_tokens or 0))
                     remaining = ctx.remaining()
-                with anyio.fail_after(max(0.001, min(cfg.timeout, remaining))):
-                    limiter = self._limiters.get(alias)
-                    if limiter is not None:
+                    by_deadline = remaining < cfg.timeout
+                attempt_timeout = max(0.001, min(cfg.timeout, remaining))
+                limiter = self._limiters.get(alias)
+                if limiter is None:
+                    # aiohttp's own timeout bounds the call (and cancels it): no cancel scope on the hot path
+                    reply = await client.complete(request, timeout=attempt_timeout)
+                else:
+                    with anyio.fail_after(attempt_timeout):
                         async with limiter:
-                            reply = await client.complete(request, timeout=cfg.timeout)
-                    else:
-                        reply = await client.complete(request, timeout=cfg.timeout)
+                            reply = await client.complete(request, timeout=attempt_timeout)
             except TimeoutError as exc:
-                with anyio.CancelScope(shield=True):
-                    await self.budget.release(reservation)
+                # Budget.release completes even when the caller is being cancelled.
+                await self.budget.release(reservation)
                 if isinstance(exc, ProviderError):
                     last_error = exc
                 else:
-                    by_deadline = remaining < cfg.timeout
                     last_error = ProviderTimeout(
-                        f"no reply within {min(cfg.timeout, remaining):.2f}s"
-                        + (" (the request deadline)" if by_deadline else ""),
-                        provider=cfg.provider,
-                        model=alias,
+                        f"no reply within {attempt_timeout:.2f}s", provider=cfg.provider, model=alias
                     )
-                    if by_deadline:
-                        # the caller's deadline says nothing about the provider's health: not a breaker failure
-                        last_error.counts_as_failure = False
+                if by_deadline:
+                    # the caller's deadline says nothing about the provider's health: not a breaker failure
+                    last_error.message += " (the request deadline)"
+                    last_error.counts_as_failure = False
             except ProviderError as exc:
-                with anyio.CancelScope(shield=True):
-                    await self.budget.release(reservation)
+                await self.budget.release(reservation)
                 last_error = exc
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self.budget.release(reservation)
+                await self.budget.release(reservation)
                 raise
             else:
                 cost = cost_usd(price, reply.usage.input_tokens, reply.usage.output_tokens)
@@ -749,11 +748,12 @@ class Router:
     async def _track(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> None:
         if self._tracker is None:
             return
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._tracker.record(self._record(ctx, meta, status, error))
-            except Exception:  # tracking must never fail a request
-                logger.exception("asyncrouter: could not record request %s", ctx.request_id)
+        # Tracker.record is cancellation-safe itself (it enqueues without suspending while the queue has room,
+        # and shields the wait when it is full), so no cancel scope is needed here on the hot path.
+        try:
+            await self._tracker.record(self._record(ctx, meta, status, error))
+        except Exception:  # tracking must never fail a request
+            logger.exception("asyncrouter: could not record request %s", ctx.request_id)
 
     async def aroute(
         self,

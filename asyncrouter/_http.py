@@ -8,6 +8,7 @@ one place where that mapping lives.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -209,6 +210,12 @@ def _transport_error(exc: BaseException, *, provider: str, model: str, streaming
     return ProviderConnectionError(f"connection failed: {type(exc).__name__}", **kw)
 
 
+@functools.lru_cache(maxsize=64)
+def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """A timeout for a whole non-streamed call; cached, since most calls use their model's fixed timeout."""
+    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
+
+
 def _encode(body: Mapping[str, Any], headers: Mapping[str, str], accept: str) -> tuple[bytes, dict[str, str]]:
     """The compact JSON body and the request headers (ours first, so the caller's win)."""
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -271,12 +278,7 @@ class HTTPClient:
         session = self._require()
         data, hdrs = _encode(body, headers, "application/json")
         try:
-            async with session.post(
-                url,
-                data=data,
-                headers=hdrs,
-                timeout=aiohttp.ClientTimeout(total=timeout, connect=DEFAULT_CONNECT_TIMEOUT),
-            ) as resp:
+            async with session.post(url, data=data, headers=hdrs, timeout=_total_timeout(timeout)) as resp:
                 raw = await resp.read()
                 status = resp.status
                 if status >= 400:

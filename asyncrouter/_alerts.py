@@ -3,7 +3,8 @@
 Four rules, each fed without any I/O on the request path:
 
 * ``budget``: the budget's state-change events (:meth:`Alerts.on_budget_event`, from ``Budget.subscribe``) and, when
-  a budget is attached, its status after every request that cost something. One alert per configured threshold
+  a budget is attached, its status after requests that cost something (read when this process's spend may have
+  reached the next threshold, else at most once per ``budget_poll_interval``). One alert per configured threshold
   (``alerts.budget_thresholds``, fractions of the daily limit) per budget day: the highest threshold reached so
   far, so a jump from 50 % to 100 % sends one ``100 %`` alert, not three. An ``exhausted`` budget counts as 100 %.
 * ``error_rate``: request outcomes (:meth:`Alerts.observe`) over a sliding window of ``error_rate_window``
@@ -57,6 +58,7 @@ from ._http import HTTPClient, post_json_once
 from ._types import Clock
 
 __all__ = [
+    "DEFAULT_BUDGET_POLL_INTERVAL",
     "DEFAULT_CLOSE_TIMEOUT",
     "DEFAULT_COST_SPIKE_BASELINE",
     "DEFAULT_COST_SPIKE_MIN_HISTORY",
@@ -85,6 +87,8 @@ DEFAULT_WEBHOOK_TIMEOUT: Final = 5.0
 DEFAULT_CLOSE_TIMEOUT: Final = 5.0
 #: Alerts kept for :meth:`Alerts.history`.
 DEFAULT_HISTORY_SIZE: Final = 100
+#: Seconds between reads of an attached budget's status when this process's own spend does not call for one.
+DEFAULT_BUDGET_POLL_INTERVAL: Final = 1.0
 #: Time buckets of the error-rate window.
 DEFAULT_WINDOW_BUCKETS: Final = 60
 #: Seconds of recent spend the cost-spike rule compares.
@@ -237,7 +241,10 @@ class _Ring:
         if self.head is None:
             return 0.0
         head, n, values = self.head, self.n, self.values
-        return sum(values[(head - j) % n] for j in range(k))
+        total = 0.0
+        for j in range(k):
+            total += values[(head - j) % n]
+        return total
 
 
 class Alerts:
@@ -268,6 +275,9 @@ class Alerts:
         cost_spike_baseline: seconds before that which make the trailing average.
         cost_spike_min_history: seconds of baseline needed before the cost-spike rule may fire.
         remote_breakers: also alert on breakers opened by another process (see the module docstring).
+        budget_poll_interval: with an attached budget, read its status at least this often (seconds) while
+            requests that cost money arrive, and otherwise only when this process's own spend may have reached
+            the next threshold.
         source: names this router in webhook messages.
 
     .. versionadded:: 0.1
@@ -287,6 +297,7 @@ class Alerts:
         cost_spike_baseline: float = DEFAULT_COST_SPIKE_BASELINE,
         cost_spike_min_history: float = DEFAULT_COST_SPIKE_MIN_HISTORY,
         remote_breakers: bool = False,
+        budget_poll_interval: float = DEFAULT_BUDGET_POLL_INTERVAL,
         source: str = "asyncrouter",
     ) -> None:
         if queue_size < 1 or history_size < 1:
@@ -331,6 +342,10 @@ class Alerts:
         self._budget: Budget | None = None
         self._budget_day = ""
         self._budget_alerted = -1.0
+        self._budget_poll = budget_poll_interval
+        self._budget_polled = -math.inf
+        self._budget_tally = 0.0
+        self._budget_gap = 0.0
 
         #: Webhook deliveries the receiver accepted (2xx).
         self.sent = 0
@@ -459,7 +474,22 @@ class Alerts:
             self._spend.add(step, cost_usd)
             self._check_cost_spike(now, step)
             if self._budget is not None:
-                self.check_budget(self._budget.status())
+                # Reading the budget costs microseconds: only when this process's spend since the last read could
+                # have reached the next threshold, or a poll interval has passed (other processes spend too).
+                self._budget_tally += cost_usd
+                if self._budget_tally >= self._budget_gap or now - self._budget_polled >= self._budget_poll:
+                    self._poll_budget(self._budget, now)
+
+    def _poll_budget(self, budget: Budget, now: float) -> None:
+        status = budget.status()
+        self.check_budget(status)
+        self._budget_tally = 0.0
+        self._budget_polled = now
+        nxt = next((t for t in self._thresholds if t > self._budget_alerted), None)
+        if nxt is None or status.limit is None:
+            self._budget_gap = math.inf  # nothing left to reach today; the poll interval notices a new day
+        else:
+            self._budget_gap = nxt * status.limit - status.spent
 
     def on_budget_event(self, event: BudgetEvent) -> None:
         """``Budget.subscribe`` callback: check the thresholds against the budget's new status.
@@ -509,10 +539,13 @@ class Alerts:
             self._budget_day = status.day
             self._budget_alerted = -1.0
         level = 1.0 if status.state == "exhausted" else status.fraction
-        reached = [t for t in self._thresholds if t <= level and t > self._budget_alerted]
-        if not reached:
+        threshold = -1.0
+        for t in self._thresholds:  # ascending: ends on the highest threshold reached
+            if t > level:
+                break
+            threshold = t
+        if threshold <= self._budget_alerted:
             return
-        threshold = reached[-1]
         self._budget_alerted = threshold
         critical = threshold >= 1.0 or status.state == "exhausted"
         self._fire(

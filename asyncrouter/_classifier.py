@@ -791,10 +791,10 @@ _WORD_CHARS = (
     "\u0900-\u0963\u0966-\u097f\u0980-\u09ff\u1e00-\u1eff"
 )
 _TOKEN_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
-_ASCII_TOKEN_RE: Final = re.compile(r"[0-9a-z_][0-9a-z_+#]*")
 _ENTRY_IS_WORD_RE: Final = re.compile(f"[{_WORD_CHARS}][{_WORD_CHARS}+#]*")
 # ASCII fast path: every punctuation mark except the ones that live inside code words (c++, c#, snake_case)
-# becomes a space, then str.split does the rest; about 3x faster than a regex pass on long English prompts.
+# becomes a space, then split() does the rest. The bytes table is what prompts use (bytes.translate indexes a
+# 256-byte table; str.translate looks each character up in a dict): 2x faster than a regex pass on short text.
 _ASCII_SPLIT: Final = str.maketrans({c: " " for c in string.punctuation if c not in "+#_"})
 _ASCII_SPLIT_BYTES: Final = bytes(32 if chr(b) in string.punctuation and chr(b) not in "+#_" else b for b in range(256))
 # Scripts written without spaces between words: keywords match as substrings, length counts characters.

@@ -22,7 +22,7 @@ def estimate_tokens(text: str) -> int:
     """Estimate the token count of *text* (never less than 1 for non-empty text)."""
     if not text:
         return 0
-    wide = len(WIDE_RE.findall(text)) if not text.isascii() else 0
+    wide = len(text) - len(WIDE_RE.sub("", text)) if not text.isascii() else 0
     narrow = len(text) - wide
     return max(1, wide + (narrow + 3) // 4)
 

@@ -18,8 +18,10 @@ from typing import Any, Self
 
 import anyio
 
+from ._alerts import Alerts
 from ._batch import DEFAULT_BATCH_CONCURRENCY, BatchItem, ProgressCallback, iter_batch
 from ._breaker import BreakerBoard
+from ._breaker_sync import BreakerSync
 from ._budget import Budget, Reservation
 from ._classifier import Classification, Classifier
 from ._clock import AnyioClock
@@ -201,6 +203,9 @@ class Router:
             spent_source=self._tracker if self.config.budget.backend == "sqlite" else None,
             min_reservation_usd=min_call,
         )
+        self.alerts = Alerts(self.config.alerts, clock=self.clock, http=self._http)
+        self.alerts.attach(budget=self.budget, breakers=self.breakers)
+        self._breaker_sync = BreakerSync.from_config(self.config, self.breakers, clock=self.clock)
         self._limiters: dict[str, anyio.CapacityLimiter] = {
             m.name: anyio.CapacityLimiter(m.max_concurrency) for m in self.config.models if m.max_concurrency
         }
@@ -245,6 +250,9 @@ class Router:
             if self._tracker is not None:
                 await self._tracker.aopen()
             await self.budget.aopen()
+            await self.alerts.aopen()
+            if self._breaker_sync is not None:
+                await self._breaker_sync.aopen()
         except BaseException:
             await self._close_parts()
             raise
@@ -260,7 +268,14 @@ class Router:
         # task group must not be wrapped in a new cancel scope here, or it would exit out of order).
         try:
             with anyio.CancelScope(shield=True):
-                await self.budget.aclose()
+                try:
+                    if self._breaker_sync is not None:
+                        await self._breaker_sync.aclose()
+                finally:
+                    try:
+                        await self.alerts.aclose()
+                    finally:
+                        await self.budget.aclose()
         finally:
             try:
                 if self._tracker is not None:
@@ -328,8 +343,14 @@ class Router:
             )
         out_tokens = max_tokens or ESTIMATE_OUTPUT_TOKENS
         chosen = plan.chain[0] if plan.chain else None
-        est = cost_usd(self.prices[chosen], c.input_tokens, out_tokens) if chosen else 0.0
-        priciest = max(self.prices, key=lambda a: cost_usd(self.prices[a], c.input_tokens, out_tokens))
+        est = 0.0
+        priciest, top = None, -1.0
+        for alias, price in self.prices.items():
+            cost = cost_usd(price, c.input_tokens, out_tokens)
+            if alias == chosen:
+                est = cost
+            if cost > top:
+                priciest, top = alias, cost
         return RoutingDecision(
             task_type=c.task_type,
             complexity_score=c.complexity_score,
@@ -340,12 +361,12 @@ class Router:
             chain=plan.chain,
             routing_layer=plan.layer,
             reason=plan.reason,
-            signals=c.signals,
+            classification=c,
             language=c.language,
             input_tokens=c.input_tokens,
             model=chosen,
             estimated_cost_usd=est,
-            max_cost_usd=cost_usd(self.prices[priciest], c.input_tokens, out_tokens),
+            max_cost_usd=max(top, 0.0),
             most_expensive_model=priciest,
             skipped=plan.skipped,
             profile=plan.profile,
@@ -746,6 +767,7 @@ class Router:
         )
 
     async def _track(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> None:
+        self.alerts.observe(status, cost_usd=meta.estimated_cost_usd)
         if self._tracker is None:
             return
         # Tracker.record is cancellation-safe itself (it enqueues without suspending while the queue has room,

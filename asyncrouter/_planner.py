@@ -86,7 +86,8 @@ class RoutingDecision:
     chain: list[str]
     routing_layer: str
     reason: str
-    signals: tuple[str, ...]
+    #: the classifier's full output (its ``signals`` are built only when read)
+    classification: Classification
     language: str
     input_tokens: int
     model: str | None
@@ -95,6 +96,11 @@ class RoutingDecision:
     most_expensive_model: str | None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     profile: str | None = None
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """The human-readable signals that decided the classification."""
+        return self.classification.signals
 
     @property
     def savings_pct(self) -> float:

@@ -676,6 +676,7 @@ class BreakerBoard:
         self._provider_min_models = provider_min_models
         self._storage_factory: StorageFactory = storage_factory or self._memory_storage
         self._entries: dict[str, _Entry] = {}
+        self._storages: tuple[ClockedMemoryStorage, ...] = ()
         self._providers: dict[str, _Gate] = {}
         self._tokens = itertools.count(1)
         self._subscribers: list[Callable[[BreakerEvent], object]] = []
@@ -746,6 +747,7 @@ class BreakerBoard:
         if isinstance(breaker, _SpreadBreaker):
             breaker.min_models = min(self._provider_min_models, len(provider.models))
         self._entries[alias] = _Entry(endpoint, model, provider)
+        self._storages = tuple(gate.storage for gate in self._gates())
 
     def _entry(self, alias: str) -> _Entry:
         try:
@@ -826,8 +828,8 @@ class BreakerBoard:
         if not self._enabled:
             return _NOTHING_BLOCKED
         # Fast path, taken by almost every request: every breaker closed in its storage means nothing to skip.
-        for gate in self._gates():
-            if gate.storage.state != _CLOSED:
+        for storage in self._storages:
+            if storage.state != _CLOSED:
                 break
         else:
             return _NOTHING_BLOCKED

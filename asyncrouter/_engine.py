@@ -91,6 +91,11 @@ def _system_text(messages: Sequence[Mapping[str, Any]]) -> str | None:
     return "\n".join(parts) if parts else None
 
 
+def _stopped(exc: BaseException) -> bool:
+    """Cancelled, or a stream whose consumer stopped reading (GeneratorExit): not a failure of the request."""
+    return isinstance(exc, anyio.get_cancelled_exc_class() | GeneratorExit)
+
+
 def _tools_expected(tools: Any, tool_choice: Any) -> bool:
     if not tools:
         return False
@@ -808,7 +813,7 @@ class Router:
         try:
             reply, accepted, gate = await self._cascade(ctx)
         except BaseException as exc:
-            status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+            status = "cancelled" if _stopped(exc) else "error"
             await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
             raise
         meta = self._meta(ctx, reply, accepted, gate)
@@ -871,8 +876,17 @@ class Router:
     def route(self, prompt: str | None = None, **kwargs: Any) -> Response:
         """Synchronous :meth:`aroute` for scripts: opens the router, routes once, closes it.
 
-        Do not call it from inside a running event loop; use ``await router.aroute(...)`` there.
+        Raises:
+            RuntimeError: called from inside a running event loop; use ``await router.aroute(...)`` there.
         """
+        try:
+            anyio.get_current_task()
+        except RuntimeError:
+            pass  # no event loop running here: the sync API is the right one
+        else:
+            raise RuntimeError(
+                "Router.route() is the synchronous API; inside async code use `await router.aroute(...)`"
+            )
 
         async def main() -> Response:
             async with self:
@@ -914,7 +928,7 @@ class Router:
             try:
                 buffered_reply = await self._cascade(ctx)
             except BaseException as exc:
-                status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+                status = "cancelled" if _stopped(exc) else "error"
                 await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
                 raise
             meta = self._meta(ctx, *buffered_reply)
@@ -949,13 +963,20 @@ class Router:
                 ctx.attempts.append(attempt)
                 try:
                     request = ctx.params.chat_request(cfg.model_id, ctx.messages)
-                    with anyio.fail_after(max(0.001, ctx.remaining())):
-                        async for event in client.stream(request, timeout=cfg.timeout):
-                            if isinstance(event, ChatDelta):
-                                delivered = True
-                                yield event.text
-                            else:
-                                final = event
+                    # No cancel scope may stay open across a yield (the consumer's code runs in between, and a
+                    # stream dropped without aclose() is finalised in another task): the deadline bounds each
+                    # read through aiohttp's timeout and is checked between chunks instead.
+                    remaining = ctx.remaining()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    async for event in client.stream(request, timeout=max(0.001, min(cfg.timeout, remaining))):
+                        if isinstance(event, ChatDelta):
+                            delivered = True
+                            yield event.text
+                            if ctx.remaining() <= 0:
+                                raise TimeoutError
+                        else:
+                            final = event
                 except BaseException as exc:
                     with anyio.CancelScope(shield=True):
                         await self.budget.release(reservation)
@@ -970,7 +991,7 @@ class Router:
                         attempt.reason = f"{type(err).__name__}: {err}"
                         ctx.errors.append(err)
                         continue  # nothing reached the caller yet: fall back to the next model
-                    attempt.outcome = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+                    attempt.outcome = "cancelled" if _stopped(exc) else "error"
                     attempt.reason = f"{type(err).__name__}: {err}"
                     attempt.error_type = type(err).__name__
                     if err is not exc:
@@ -996,7 +1017,7 @@ class Router:
             if final is None or accepted is None:
                 raise self._no_reply_error(ctx)
         except BaseException as exc:
-            status = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+            status = "cancelled" if _stopped(exc) else "error"
             await self._track(ctx, self._meta(ctx, None, None, None), status, exc)
             raise
         meta = self._meta(ctx, final, accepted, gate)

@@ -285,3 +285,23 @@ async def test_buffered_stream_runs_the_cascade(fleet: FakeProviderServer) -> No
     assert s.response is not None
     assert s.response.meta.attempts[0].outcome == "gate_failed"
     assert not text.startswith("I'm not sure")
+
+
+async def test_a_stream_dropped_without_closing_releases_everything(fleet: FakeProviderServer) -> None:
+    import gc
+
+    fleet.set_behaviour("fake-cheap", token_interval=0.01, reply_words=80)
+    cfg = chain_config(fleet, budget={"daily_limit_usd": 5.0})
+    async with Router.from_dict(cfg) as router:
+        stream = router.astream("Tell me a long story", model="fake-cheap")
+        got = [await anext(stream) for _ in range(3)]
+        assert len(got) == 3
+        del stream  # no aclose(), no async with: the generator is finalised by the event loop
+        gc.collect()
+        for _ in range(50):
+            await anyio.sleep(0.01)
+            if router.budget.status().reserved == 0:
+                break
+        assert router.budget.status().reserved == 0
+        logs = await router.logs(last_n=1)
+    assert logs[0].status == "cancelled"

@@ -181,12 +181,14 @@ class Router:
         self._rng = random.Random(seed)
         self._http = HTTPClient()
         self._classifier = Classifier()
-        self._planner = Planner(self.config)
         self._gates = QualityGates(self.config.quality, custom=quality_gates)
         now = self.clock.time()
         self.prices: dict[str, Price] = {
             m.name: resolve_price(m, self.config.pricing, now=now) for m in self.config.models
         }
+        self._planner = Planner(
+            self.config, prices={a: (p.input_per_1k, p.output_per_1k) for a, p in self.prices.items()}
+        )
         self._clients: dict[str, ModelClient] = {
             m.name: ModelClient(m, http=self._http, clock=self.clock) for m in self.config.models
         }

@@ -34,12 +34,23 @@ _REASONING_TAGS = frozenset({"reasoning"})
 _CHEAP_TAGS = frozenset({"cheap", "simple", "fast", "eco"})
 _MEDIUM_TAGS = frozenset({"medium", "balanced"})
 _AGENTIC_TAGS = frozenset({"agentic", "tools", "tool_use", "function_calling"})
+#: what a model of unknown price is assumed to cost per 1k tokens (PricingConfig's defaults)
+DEFAULT_UNKNOWN_IN = 0.01
+DEFAULT_UNKNOWN_OUT = 0.03
 #: decisions memoised per Planner (cleared when full)
 PLAN_MEMO_SIZE = 4096
 
 
+def _blended(price_in: float, price_out: float) -> float:
+    # replies are usually longer than prompts: weight output prices as three times the input price
+    return price_in + 3.0 * price_out
+
+
 def _price(m: ModelConfig) -> float:
-    return (m.cost_per_1k_input or 0.0) + 3.0 * (m.cost_per_1k_output or 0.0)
+    """A model's blended price from its config; an unknown price counts as the conservative default."""
+    cin = m.cost_per_1k_input if m.cost_per_1k_input is not None else DEFAULT_UNKNOWN_IN
+    cout = m.cost_per_1k_output if m.cost_per_1k_output is not None else DEFAULT_UNKNOWN_OUT
+    return _blended(cin, cout)
 
 
 def model_strength(m: ModelConfig, rank_by_price: Mapping[str, int]) -> int:
@@ -136,10 +147,27 @@ class RoutingDecision:
 class Planner:
     """Builds chains from one frozen :class:`Config`; precomputes everything that does not depend on the prompt."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, prices: Mapping[str, tuple[float, float]] | None = None) -> None:
+        """
+        Args:
+            config: the router's configuration.
+            prices: alias -> (input, output) USD per 1k tokens as resolved by the price library; models not in it
+                use their configured prices (an unknown price counts as the conservative default, never free).
+        """
         self.config = config
         self.models: dict[str, ModelConfig] = {m.name: m for m in config.models}
-        by_price = sorted(config.models, key=_price)
+        given = dict(prices or {})
+        self._prices = {m.name: (_blended(*given[m.name]) if m.name in given else _price(m)) for m in config.models}
+        self._free = {
+            m.name
+            for m in config.models
+            if (
+                given[m.name] == (0.0, 0.0)
+                if m.name in given
+                else (m.cost_per_1k_input == 0.0 and m.cost_per_1k_output == 0.0)
+            )
+        }
+        by_price = sorted(config.models, key=lambda m: self._prices[m.name])
         n = len(by_price)
         # price terciles stand in for strength when a model carries no tier tag
         self._rank_by_price = {m.name: (min(2, (3 * i) // n) if n > 1 else 1) for i, m in enumerate(by_price)}
@@ -161,7 +189,7 @@ class Planner:
     # -- helpers ------------------------------------------------------------------------------------------------
 
     def price(self, alias: str) -> float:
-        return _price(self.models[alias])
+        return self._prices[alias]
 
     def is_profile(self, name: str) -> bool:
         return name in BUILTIN_PROFILES or name in self.config.profiles
@@ -177,7 +205,7 @@ class Planner:
                 pool.reverse()
             return pool, f"profile {profile!r}"
         if profile == "free":
-            pool = [a for a in self.cheapest_first if _price(self.models[a]) == 0.0]
+            pool = [a for a in self.cheapest_first if a in self._free]
             return pool, "profile 'free' (zero-price models only)"
         if profile == "agentic" or (profile == "auto" and tools):
             agentic = [a for a in self.cheapest_first if set(self.models[a].tags) & _AGENTIC_TAGS]
@@ -219,12 +247,12 @@ class Planner:
         """(capable, weaker): capable ordered cheapest-first (cascade) or by suitability; weaker strongest-first."""
         capable = [a for a in aliases if self.strength[a] >= tier_rank]
         weaker = [a for a in aliases if self.strength[a] < tier_rank]
-        weaker.sort(key=lambda a: (-self.strength[a], _price(self.models[a])))
+        weaker.sort(key=lambda a: (-self.strength[a], self._prices[a]))
         if strongest:
-            capable.sort(key=lambda a: (-self.strength[a], -_price(self.models[a])))
+            capable.sort(key=lambda a: (-self.strength[a], -self._prices[a]))
         elif not cascade:
             # no cascade: the least-strong model that is still capable, then the next ones up
-            capable.sort(key=lambda a: (self.strength[a], _price(self.models[a])))
+            capable.sort(key=lambda a: (self.strength[a], self._prices[a]))
         return capable, weaker
 
     # -- the decision --------------------------------------------------------------------------------------------
@@ -352,7 +380,7 @@ class Planner:
             floor = max(tier_rank, min((self.strength[a] for a in ordered), default=tier_rank))
             escalate = [a for a in pool if a not in ordered and self.strength[a] >= floor]
             if strongest:
-                escalate.sort(key=lambda a: (-self.strength[a], -_price(self.models[a])))
+                escalate.sort(key=lambda a: (-self.strength[a], -self._prices[a]))
             ordered = [*ordered, *escalate]
             if self.default in pool_set and self.default not in ordered:
                 ordered.append(self.default)  # layer 4's model is the last resort of every chain

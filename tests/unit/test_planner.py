@@ -202,3 +202,17 @@ def test_routes_table_beats_tags() -> None:
     assert "routes[complex][code]" in plan.reason
     other = p.plan(cls("code", score=0.8, tier="complex", complexity="complex", category="reasoning"))
     assert other.chain[0] == "big"
+
+
+def test_unknown_prices_are_never_free_or_cheapest() -> None:
+    data = planner().config.model_dump(mode="json")
+    for x in data["models"]:
+        x["api_keys"] = ["sk-test-xxxxxxxx"]
+    data["models"].append({"name": "mystery", "model_id": "mystery", "provider": "ollama", "tags": ["cheap"]})
+    p = Planner(load_config(data))
+    assert "mystery" not in p.plan(cls(), model="free").chain
+    assert p.cheapest_first[0] == "local"
+    assert p.cheapest_first.index("mystery") > p.cheapest_first.index("mini")
+    # resolved prices from the price library win over the config's silence
+    p2 = Planner(load_config(data), prices={"mystery": (0.0, 0.0)})
+    assert "mystery" in p2.plan(cls(), model="free").chain

@@ -20,6 +20,8 @@ The view ``request_attempts`` spreads those arrays into named columns for ad-hoc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -31,11 +33,12 @@ import os
 import sqlite3
 import uuid
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Final, Literal, TypeAlias
 
 import aiosqlite
@@ -43,7 +46,6 @@ import anyio
 import anyio.lowlevel
 from anyio import BrokenResourceError, ClosedResourceError, EndOfStream, WouldBlock
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._config import TrackerConfig
 from ._exceptions import ConfigError, RouterError, redact
@@ -78,6 +80,11 @@ DEFAULT_EXPORT_CHUNK: Final = 1000
 DEFAULT_CACHE_KIB: Final = 8192
 #: The WAL file is truncated back to this size after a checkpoint.
 DEFAULT_JOURNAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+#: The writer connection checkpoints (and so resets) the WAL itself once it holds this many pages: the bound
+#: on its size. Below it, checkpoints run in the background every :data:`DEFAULT_CHECKPOINT_ROWS` rows.
+DEFAULT_WAL_AUTOCHECKPOINT_PAGES: Final = 4000
+#: Rows committed between two background (PASSIVE) WAL checkpoints.
+DEFAULT_CHECKPOINT_ROWS: Final = 4096
 #: The group key used in per-group stats for rows whose column is NULL (e.g. a request no model accepted).
 NO_KEY: Final = "(none)"
 
@@ -222,33 +229,62 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
 # ---------------------------------------------------------------------------------------------------------
 # Row encoding (the hot path of the writer)
 # ---------------------------------------------------------------------------------------------------------
+#
+# Where the time goes, per record, on the thread that holds the GIL (see benchmarks/bench_tracker.py):
+# sqlite3 copies every bound text parameter (~150 ns each; an int or float ~35 ns), and most of a row's
+# text columns repeat a handful of values (status, task type, tier, model, ...). Those columns therefore
+# travel through a small per-connection TEMP table, the *dimensions*: the writer binds one integer per row
+# for all twelve of them and the INSERT joins them back in, in C, on the writer's thread without the GIL.
+# What is stored is exactly what binding each column would store.
 
-# Plain fields copied as they are; one C-level attrgetter call builds the tuple.
-_PLAIN_FIELDS: Final = (
-    "request_id",
-    "timestamp",
+# Record fields stored through the dimension table: one row there per distinct combination of values.
+_DIM_FIELDS: Final = (
     "status",
-    "prompt_hash",
     "task_type",
     "tier",
     "complexity",
     "category",
-    "complexity_score",
     "routing_layer",
+    "model",
+    "provider",
+    "error_type",
+    "profile",
+    "quality_passed",
+    "tokens_estimated",
+)
+_DIM_TEXT: Final = 6  # the first six are stored as given
+_DIM_NULLABLE: Final = 4  # the next four: '' and None are stored as NULL; the last two as 1/0
+_DIM_TABLE: Final = "asyncrouter_dims"
+_DIM_DDL: Final = f"CREATE TEMP TABLE IF NOT EXISTS {_DIM_TABLE} (id INTEGER PRIMARY KEY, {', '.join(_DIM_FIELDS)})"
+_DIM_INSERT: Final = f"INSERT OR REPLACE INTO temp.{_DIM_TABLE} VALUES ({', '.join('?' * (1 + len(_DIM_FIELDS)))})"
+_DIM_PRUNE: Final = f"DELETE FROM temp.{_DIM_TABLE} WHERE id < ?"
+#: Distinct dimension combinations remembered per writer connection before the table is started afresh.
+DEFAULT_MAX_DIMENSIONS: Final = 16384
+
+# Bound per row after the dimension id, in this order; one C-level attrgetter call reads them.
+_VALUE_FIELDS: Final = (
+    "request_id",
+    "timestamp",
+    "prompt_hash",
+    "complexity_score",
     "input_tokens",
     "output_tokens",
     "latency_ms",
     "cost_usd",
 )
-# Bound as '' and turned back into NULL by NULLIF in SQL: binding None (like bool) takes sqlite3's slow
-# adaptation path, which measurably cost ~30% of insert throughput.
-_NULLABLE_TEXT: Final = ("model", "provider", "error_type", "profile", "prompt_preview")
-_OTHER: Final = ("routing_reason", "tokens_estimated", "quality_passed", "escalated", "attempts")
-_INSERT_COLUMNS: Final = tuple(c if c != "timestamp" else "ts" for c in _PLAIN_FIELDS) + _NULLABLE_TEXT + _OTHER
-_ROW_WIDTH: Final = len(_INSERT_COLUMNS)
-_ROW_PLACEHOLDERS: Final = (
-    "(" + ",".join("NULLIF(?, '')" if c in _NULLABLE_TEXT else "?" for c in _INSERT_COLUMNS) + ")"
-)
+# ...then these, computed per row. prompt_preview is bound as '' for "none" and turned into NULL by NULLIF:
+# binding None takes sqlite3's slow adaptation path.
+_COMPUTED_COLUMNS: Final = ("prompt_preview", "routing_reason", "escalated", "attempts")
+_ROW_COLUMNS: Final = (*(c if c != "timestamp" else "ts" for c in _VALUE_FIELDS), *_COMPUTED_COLUMNS)
+_ROW_WIDTH: Final = 1 + len(_ROW_COLUMNS)  # parameters per row: the dimension id, then _ROW_COLUMNS
+_PREVIEW: Final = 1 + _ROW_COLUMNS.index("prompt_preview")
+_REASON: Final = 1 + _ROW_COLUMNS.index("routing_reason")
+_ATTEMPTS: Final = 1 + _ROW_COLUMNS.index("attempts")
+_ROW_PLACEHOLDERS: Final = "(" + ",".join("?" * _ROW_WIDTH) + ")"
+#: Every column the tracker's INSERT writes.
+_INSERT_COLUMNS: Final = (*_ROW_COLUMNS, *_DIM_FIELDS)
+# The handshake function the INSERT calls once when SQLite starts executing it (see _Handshake).
+_STARTED_FUNCTION: Final = "asyncrouter_writer_started"
 # Never more rows in one statement than this, whatever SQLite would allow: the statement's text and program
 # grow with it, and beyond a few hundred rows the gain is nil.
 _MAX_ROWS_PER_STATEMENT: Final = 1024
@@ -258,23 +294,41 @@ _MAX_ROWS_PER_STATEMENT: Final = 1024
 def _insert_sql(rows: int) -> str:
     """A multi-row ``INSERT`` for *rows* rows (cached: a full batch always has the same shape)."""
     # OR IGNORE: a row missing what the table requires (a NULL request_id, ts or status) is skipped, not the
-    # whole batch with it; the writer counts the difference.
+    # whole batch with it; the writer counts the difference. CROSS JOIN makes the VALUES rows the outer loop,
+    # so rows are inserted (and numbered) in batch order. The deterministic, argument-less WHERE term is
+    # evaluated once, before the first row.
+    select = ", ".join(
+        [
+            f"NULLIF(v.column{i + 2}, '')" if c == "prompt_preview" else f"v.column{i + 2}"
+            for i, c in enumerate(_ROW_COLUMNS)
+        ]
+        + [f"d.{c}" for c in _DIM_FIELDS]
+    )
     values = ",".join([_ROW_PLACEHOLDERS] * rows)
-    return f"INSERT OR IGNORE INTO requests ({', '.join(_INSERT_COLUMNS)}) VALUES {values}"
+    return (
+        f"INSERT OR IGNORE INTO requests ({', '.join(_INSERT_COLUMNS)}) SELECT {select} "
+        f"FROM (VALUES {values}) AS v CROSS JOIN temp.{_DIM_TABLE} AS d ON d.id = v.column1 "
+        f"WHERE {_STARTED_FUNCTION}()"
+    )
 
 
 def _insert_statements(rows: list[tuple[Any, ...]], max_rows: int) -> list[tuple[str, tuple[Any, ...]]]:
     """``(sql, flat parameters)`` statements inserting *rows*, at most *max_rows* rows each.
 
     One statement per batch is the point: on an autocommit connection it is its own transaction and one
-    round trip to aiosqlite's thread, and SQLite steps it once instead of once per row (~10% faster than
-    ``executemany`` of the same rows).
+    round trip to aiosqlite's thread, and SQLite steps it once instead of once per row.
     """
     flatten = chain.from_iterable
     return [
         (_insert_sql(len(chunk)), tuple(flatten(chunk)))
         for chunk in (rows[i : i + max_rows] for i in range(0, len(rows), max_rows))
     ]
+
+
+def _prepare_writer(conn: sqlite3.Connection, started: Callable[[], int]) -> None:
+    """Give a plain sqlite3 connection what the tracker's INSERT needs: the dimension table, the handshake."""
+    conn.execute(_DIM_DDL)
+    conn.create_function(_STARTED_FUNCTION, 0, started, deterministic=True)
 
 
 # The columns read back, in RequestRecord order (see _record_from_row).
@@ -340,90 +394,166 @@ def _encode_lenient(value: Any) -> str:
 
 
 def _might_hold_key(text: str) -> bool:
-    # The fast path of scrubbing: nearly all text holds none of the prefixes redact() looks for
-    # (sk-, sk-ant-, sk-or-, hf_, Bearer in any case but mixed).
-    return "sk-" in text or "hf_" in text or "earer" in text or "EARER" in text
+    # The fast test before scrubbing: nearly all text holds none of the prefixes redact() looks for
+    # (sk-, sk-ant-, sk-or-, hf_, and "bearer" in any case). A false positive only costs time.
+    return "sk-" in text or "hf_" in text or "bearer" in text.lower()
+
+
+_dim_key: Final = attrgetter(*_DIM_FIELDS)
+_values: Final = attrgetter(*_VALUE_FIELDS)
+_attempt: Final = attrgetter(*ATTEMPT_FIELDS)
+# The scrubbed texts of a row (prompt preview, routing reason, attempts JSON), read in one C-level call.
+_SCRUBBED: Final = itemgetter(_PREVIEW, _REASON, _ATTEMPTS)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One batch, encoded: insert parameters plus the dimension rows the writer must register first."""
+
+    rows: list[tuple[Any, ...]]
+    skipped: int = 0
+    #: New dimension rows, ``(id, *values)``, to insert into the TEMP table before ``rows``.
+    dims: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    #: Delete dimension rows with a smaller id first (the encoder started its table afresh at this batch).
+    prune_below: int | None = None
 
 
 class _RowEncoder:
     """Turns records into insert parameter tuples: truncates and scrubs text, encodes attempts.
 
-    The per-row function is a closure over locals: attribute lookups are a measurable share of a row's cost.
+    The common case runs one tight loop per batch with no per-field scrubbing: the texts of the whole batch
+    are checked for anything key-shaped in one pass afterwards, and only when that finds something is the
+    batch encoded again, field by field, scrubbing where needed (``_careful``). A record that cannot be
+    encoded at all is also handled there: it is logged and skipped, not its batch.
+
+    One encoder belongs to one writer connection: it numbers the dimension rows that connection holds.
     """
 
-    __slots__ = ("row",)
+    __slots__ = ("_dims", "_hint", "_known", "_max_dims", "_new", "_next_id", "_preview_chars")
 
-    def __init__(self, *, preview_chars: int, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, preview_chars: int, secrets: Sequence[str] = (), max_dims: int = DEFAULT_MAX_DIMENSIONS
+    ) -> None:
         # Secrets shorter than 4 characters would scrub ordinary text; redact() ignores them too.
         known = tuple(s for s in secrets if s and len(s) >= 4)
 
         def might_hold(text: str) -> bool:
             return _might_hold_key(text) or any(secret in text for secret in known)
 
+        self._known = known
         # Without known secrets the check is the substring test alone (no generator per field).
-        hint = might_hold if known else _might_hold_key
-        plain = attrgetter(*_PLAIN_FIELDS)
-        attempt = attrgetter(*ATTEMPT_FIELDS)
+        self._hint: Callable[[str], bool] = might_hold if known else _might_hold_key
+        self._preview_chars = preview_chars
+        self._dims: dict[tuple[Any, ...], int] = {}
+        self._new: list[tuple[Any, ...]] = []
+        self._next_id = 1
+        self._max_dims = max_dims
+
+    def encode(self, records: Sequence[RequestRecord]) -> _Batch:
+        """Encode a batch (see the class docstring)."""
+        prune_below = None
+        if len(self._dims) >= self._max_dims:
+            # Start the table afresh; ids are never reused, so rows an earlier batch still needs keep theirs
+            # until this batch's insert, which runs after every earlier one, deletes them.
+            self._dims.clear()
+            prune_below = self._next_id
+        try:
+            rows = self._fast(records)
+            texts = "\x00".join(chain.from_iterable(map(_SCRUBBED, rows)))
+            clean = not self._hint(texts)
+        except Exception:
+            clean = False
+        if clean:
+            batch = _Batch(rows)
+        else:
+            rows, skipped = self._careful(records)
+            batch = _Batch(rows, skipped)
+        batch.dims, self._new = self._new, []
+        batch.prune_below = prune_below
+        return batch
+
+    def _dim_id(self, key: tuple[Any, ...]) -> int:
+        """The id of a new combination of dimension values, queued for registration."""
+        text = key[:_DIM_TEXT]
+        nullable = tuple(v or None for v in key[_DIM_TEXT : _DIM_TEXT + _DIM_NULLABLE])
+        for value in (*text, *nullable):
+            if value is not None and not isinstance(value, str | int | float):
+                raise TypeError(f"cannot store a {type(value).__name__} in a text column")
+        flags = tuple(1 if v else 0 for v in key[_DIM_TEXT + _DIM_NULLABLE :])
+        dim_id = self._next_id
+        self._next_id += 1
+        self._dims[key] = dim_id
+        self._new.append((dim_id, *text, *nullable, *flags))
+        return dim_id
+
+    def _fast(self, records: Sequence[RequestRecord]) -> list[tuple[Any, ...]]:
+        """Rows for *records*, scrubbing nothing; raises on a record that cannot be encoded."""
+        # Locals, not attribute lookups, in the loop: they are a measurable share of a row's cost.
+        dims_get = self._dims.get
+        dim_id = self._dim_id
+        dim_key = _dim_key
+        values = _values
+        attempt = _attempt
         encode = _encode_json
         escalating = _ESCALATING
-
-        def row(r: RequestRecord) -> tuple[Any, ...]:
-            """The insert parameters for one record, in ``_INSERT_COLUMNS`` order."""
-            preview = r.prompt_preview
-            if not preview_chars or not preview:
-                preview = ""
-            else:
-                if len(preview) > preview_chars:
-                    preview = preview[:preview_chars]
-                if hint(preview):
-                    preview = redact(preview, known)
-            items = [attempt(a) for a in r.attempts]
+        preview_chars = self._preview_chars
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        for r in records:
+            key = dim_key(r)
+            dim = dims_get(key)
+            if dim is None:
+                dim = dim_id(key)
+            items = list(map(attempt, r.attempts))
             # escalated: the request moved on from one called model to another (skips are not calls)
-            called = 0
-            for item in items:
-                if item[_OUTCOME] in escalating:
-                    called += 1
-            escalated = 1 if called > 1 else 0
+            escalated = 0
+            if len(items) > 1:
+                called = 0
+                for item in items:
+                    if item[_OUTCOME] in escalating:
+                        called += 1
+                if called > 1:
+                    escalated = 1
             try:
                 encoded = encode(items)
             except ValueError:
                 # NaN or infinity: store null there rather than lose the record or write invalid JSON.
                 encoded = encode([[_finite(v) for v in item] for item in items])
-            if hint(encoded):
-                # Rare: redact each text field, then encode again (the JSON text itself holds escapes).
-                items = [tuple(redact(v, known) if isinstance(v, str) else v for v in item) for item in items]
-                encoded = _encode_lenient(items)
-            reason = r.routing_reason
-            if hint(reason):
-                reason = redact(reason, known)
-            return (
-                *plain(r),
-                r.model or "",
-                r.provider or "",
-                r.error_type or "",
-                r.profile or "",
-                preview,
-                reason,
-                1 if r.tokens_estimated else 0,
-                1 if r.quality_passed else 0,
-                escalated,
-                encoded,
-            )
+            preview = r.prompt_preview
+            if not preview_chars or not preview:
+                preview = ""
+            elif len(preview) > preview_chars:
+                preview = preview[:preview_chars]
+            append((dim, *values(r), preview, r.routing_reason, escalated, encoded))
+        return rows
 
-        self.row: Callable[[RequestRecord], tuple[Any, ...]] = row
-
-    def rows(self, records: Iterable[RequestRecord]) -> tuple[list[tuple[Any, ...]], int]:
-        """Encode *records*; a record that cannot be encoded is logged and skipped. Returns (rows, skipped)."""
-        out: list[tuple[Any, ...]] = []
+    def _careful(self, records: Sequence[RequestRecord]) -> tuple[list[tuple[Any, ...]], int]:
+        """Rows for *records*, scrubbing each text field that needs it and skipping (and logging) bad records."""
+        rows: list[tuple[Any, ...]] = []
         skipped = 0
-        row = self.row
         for r in records:
             try:
-                out.append(row(r))
+                row = self._fast((r,))[0]
+                rows.append(self._scrub(row, r))
             except Exception:
                 skipped += 1
                 logger.exception("tracker: cannot encode record %r; skipped", getattr(r, "request_id", "?"))
-        return out, skipped
+        return rows, skipped
+
+    def _scrub(self, row: tuple[Any, ...], record: RequestRecord) -> tuple[Any, ...]:
+        hint, known = self._hint, self._known
+        preview, reason, encoded = _SCRUBBED(row)
+        if hint(preview):
+            preview = redact(preview, known)
+        if hint(reason):
+            reason = redact(reason, known)
+        if hint(encoded):
+            # Redact each text field, then encode again (the JSON text itself holds escapes).
+            items = [tuple(redact(v, known) if isinstance(v, str) else v for v in _attempt(a)) for a in record.attempts]
+            encoded = _encode_lenient(items)
+        out = list(row)
+        out[_PREVIEW], out[_REASON], out[_ATTEMPTS] = preview, reason, encoded
+        return tuple(out)
 
 
 def _decode_attempts(text: str | None) -> list[Attempt]:
@@ -663,7 +793,212 @@ class _Marker:
         self.stop = stop
 
 
+class _Handshake:
+    """Lets the writer task wait until SQLite has started executing the batch it handed over.
+
+    Why: a thread waiting for the GIL gets it only when the holder blocks, or after the switch interval
+    (5 ms). Were the writer to start encoding the next batch at once, aiosqlite's thread would wait for it
+    to finish before it could even bind the batch just launched: encoding, binding and inserting would run
+    one after another. The INSERT calls :meth:`started` (a deterministic SQL function, so once, right after
+    binding); the writer waits for that, idle, and then encodes while SQLite inserts without the GIL.
+    """
+
+    __slots__ = ("event", "loop")
+
+    def __init__(self) -> None:
+        self.event: anyio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def started(self) -> int:
+        """Called by SQLite on the writer connection's thread. Never raises: that would fail the INSERT."""
+        event, loop = self.event, self.loop
+        if event is not None and loop is not None:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # pragma: no cover - the event loop has closed under a leaked tracker
+                pass
+        return 1
+
+
 _Item: TypeAlias = RequestRecord | _Marker
+
+
+class _Putter:
+    """A sender waiting for room in a full :class:`_Queue`."""
+
+    __slots__ = ("event", "item", "queued")
+
+    def __init__(self, item: _Item) -> None:
+        self.item = item
+        self.event = anyio.Event()
+        self.queued = False
+
+
+class _Queue:
+    """The bounded FIFO between the request path and the writer: records and markers, one consumer.
+
+    It does what an anyio memory object stream did here, for a fraction of the cost: a put is a length check
+    and a deque append, and the writer takes a whole batch in one loop (the stream's per-item calls were a
+    tenth of a record's cost on the event loop's thread). Senders that find it full wait in FIFO order; each
+    item taken lets the first waiting sender's item in, so a waiting sender is never overtaken.
+    """
+
+    __slots__ = ("_buffer", "_capacity", "_closed", "_getter", "_markers", "_putters", "_sealed")
+
+    def __init__(self, capacity: int) -> None:
+        self._buffer: deque[_Item] = deque()
+        self._capacity = capacity
+        self._putters: deque[_Putter] = deque()
+        self._getter: anyio.Event | None = None
+        self._markers = 0  # markers in the buffer: without any, a batch is taken in one slice
+        self._closed = False  # the writer is gone: every put fails with BrokenResourceError
+        self._sealed = False  # no put will come any more: an empty queue is the end (EndOfStream)
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def waiting(self) -> int:
+        """Senders waiting for room."""
+        return len(self._putters)
+
+    def put_nowait(self, item: _Item) -> bool:
+        """Queue *item* if there is room and return True; return False when the queue is full.
+
+        Raises:
+            BrokenResourceError: the writer is gone.
+            ClosedResourceError: the queue was sealed.
+        """
+        if self._closed:
+            raise BrokenResourceError
+        if self._sealed:
+            raise ClosedResourceError
+        buffer = self._buffer
+        if len(buffer) >= self._capacity:
+            return False
+        buffer.append(item)
+        if type(item) is _Marker:
+            self._markers += 1
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            getter.set()
+        return True
+
+    async def put(self, item: _Item) -> None:
+        """Queue *item*, waiting for room (FIFO behind other waiting senders).
+
+        Cancelled before the item got in, it is withdrawn; once it is in, it stays.
+
+        Raises:
+            BrokenResourceError: the writer went away before the item got in.
+            ClosedResourceError: the queue was sealed.
+        """
+        if self.put_nowait(item):
+            return
+        putter = _Putter(item)
+        self._putters.append(putter)
+        try:
+            await putter.event.wait()
+        except BaseException:
+            if not putter.queued:
+                with contextlib.suppress(ValueError):
+                    self._putters.remove(putter)
+            raise
+        if not putter.queued:
+            raise BrokenResourceError
+
+    def get_nowait(self) -> _Item:
+        """The oldest item.
+
+        Raises:
+            WouldBlock: the queue is empty.
+            EndOfStream: the queue is empty and sealed.
+        """
+        buffer = self._buffer
+        if not buffer:
+            if self._sealed:
+                raise EndOfStream
+            raise WouldBlock
+        item = buffer.popleft()
+        if type(item) is _Marker:
+            self._markers -= 1
+        if self._putters:
+            self._admit()
+        return item
+
+    async def get(self) -> _Item:
+        """The oldest item, waiting for one (a checkpoint either way, like a stream's ``receive``).
+
+        Raises:
+            EndOfStream: the queue is empty and sealed.
+        """
+        await anyio.lowlevel.checkpoint()
+        while True:
+            try:
+                return self.get_nowait()
+            except WouldBlock:
+                pass
+            event = self._getter = anyio.Event()
+            try:
+                await event.wait()
+            finally:
+                if self._getter is event:
+                    self._getter = None
+
+    def take_into(self, held: list[RequestRecord], markers: list[_Marker], limit: int) -> None:
+        """Move items into *held* (records) and *markers* until *held* has *limit* records, the queue is
+        empty, or a stop marker was taken."""
+        buffer = self._buffer
+        popleft = buffer.popleft
+        if not self._markers:
+            count = min(limit - len(held), len(buffer))
+            if count > 0:
+                held += [popleft() for _ in range(count)]  # type: ignore[misc]
+        else:
+            while len(held) < limit and buffer:
+                item = popleft()
+                if type(item) is _Marker:
+                    self._markers -= 1
+                    markers.append(item)
+                    if item.stop:
+                        break
+                else:
+                    held.append(item)  # type: ignore[arg-type]
+        if self._putters:
+            self._admit()
+
+    def _admit(self) -> None:
+        """Let waiting senders' items in while there is room."""
+        buffer, putters, capacity = self._buffer, self._putters, self._capacity
+        while putters and len(buffer) < capacity:
+            putter = putters.popleft()
+            buffer.append(putter.item)
+            if type(putter.item) is _Marker:
+                self._markers += 1
+            putter.queued = True
+            putter.event.set()
+        getter = self._getter
+        if getter is not None and buffer:
+            self._getter = None
+            getter.set()
+
+    def seal(self) -> None:
+        """No more puts: the writer sees the end once it has taken what is queued."""
+        self._sealed = True
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            getter.set()
+
+    def close(self) -> None:
+        """The writer is gone: waiting and later senders fail with BrokenResourceError."""
+        self._closed = True
+        putters, self._putters = self._putters, deque()
+        for putter in putters:
+            putter.event.set()
+
+
 _State: TypeAlias = Literal["new", "open", "closing", "closed"]
 
 
@@ -695,31 +1030,40 @@ class Tracker:
             it, so a shared fake clock moves only when its owner moves it.
         secrets: known secret values (e.g. the configured API keys) scrubbed from stored text in addition
             to anything key-shaped, as a last line of defence: records are not meant to hold any.
+        max_dimensions: how many distinct combinations of the low-cardinality columns (status, task type,
+            tier, complexity, category, routing layer, model, provider, error type, profile and the two
+            flags) the writer keeps in its connection's TEMP table before starting it afresh. Rows carry an
+            id into it instead of binding those twelve values one by one (see the module docstring).
 
     .. versionadded:: 0.1
     """
 
     __slots__ = (
         "_accepting",
+        "_checkpointing",
         "_clock",
         "_config",
+        "_database",
         "_db_lock",
+        "_dims_carry",
         "_dropped",
         "_encoder",
         "_failed",
         "_flushes",
+        "_handshake",
         "_held",
         "_in_flight",
+        "_inserts",
         "_launch",
         "_markers",
         "_max_rows",
         "_pending",
+        "_queue",
         "_rdb",
-        "_receive",
-        "_send",
         "_shared_connection",
         "_state",
         "_task_group",
+        "_unchecked",
         "_wake",
         "_wake_at",
         "_wdb",
@@ -728,14 +1072,22 @@ class Tracker:
         "_written",
     )
 
-    def __init__(self, config: TrackerConfig, *, clock: Clock, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: TrackerConfig,
+        *,
+        clock: Clock,
+        secrets: Sequence[str] = (),
+        max_dimensions: int = DEFAULT_MAX_DIMENSIONS,
+    ) -> None:
+        if max_dimensions < 1:
+            raise ValueError("max_dimensions must be >= 1")
         self._config = config
         self._clock = clock
-        self._encoder = _RowEncoder(preview_chars=config.prompt_preview_chars, secrets=secrets)
+        self._encoder = _RowEncoder(preview_chars=config.prompt_preview_chars, secrets=secrets, max_dims=max_dimensions)
         self._state: _State = "new"
         self._accepting = False
-        self._send: MemoryObjectSendStream[_Item] | None = None
-        self._receive: MemoryObjectReceiveStream[_Item] | None = None
+        self._queue: _Queue | None = None
         self._task_group: TaskGroup | None = None
         self._wdb: aiosqlite.Connection | None = None
         self._rdb: aiosqlite.Connection | None = None
@@ -749,7 +1101,15 @@ class Tracker:
         self._markers: list[_Marker] = []
         # The insert running in the writer's task group (at most one), and a batch handed to a new task.
         self._in_flight: anyio.Event | None = None
-        self._launch: tuple[list[tuple[Any, ...]], list[_Marker], anyio.Event] | None = None
+        self._launch: tuple[_Batch, list[_Marker], anyio.Event, anyio.Event] | None = None
+        self._handshake = _Handshake()
+        # Dimension rows whose registration failed with their batch: registered before the next batch.
+        self._dims_carry: list[tuple[Any, ...]] = []
+        # Background WAL checkpoints: the writer's task group for them, and rows committed since the last.
+        self._database: str | None = None
+        self._inserts: TaskGroup | None = None
+        self._checkpointing = False
+        self._unchecked = 0
         # Set while the writer lingers for a batch to fill; record() wakes it once _wake_at more arrived.
         self._wake: anyio.Event | None = None
         self._wake_at = 0
@@ -804,8 +1164,7 @@ class Tracker:
             with anyio.CancelScope(shield=True):
                 await self._close_connections()
             raise
-        send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=self._config.queue_size)
-        self._send, self._receive = send, receive
+        self._queue = _Queue(self._config.queue_size)
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -824,6 +1183,11 @@ class Tracker:
             max_variables = await anyio.to_thread.run_sync(_prepare_database, database, uri, not in_memory)
             self._max_rows = max(1, min(_MAX_ROWS_PER_STATEMENT, max_variables // _ROW_WIDTH))
             await _apply_pragmas(self._wdb, writer=True)
+            await self._wdb.execute(_DIM_DDL)
+            self._handshake.loop = asyncio.get_running_loop()
+            await self._wdb.create_function(_STARTED_FUNCTION, 0, self._handshake.started, deterministic=True)
+            if not in_memory:
+                self._database = database
             if self._shared_connection:
                 self._rdb = self._wdb
             else:
@@ -849,15 +1213,15 @@ class Tracker:
         task_group = self._task_group
         try:
             with anyio.CancelScope(shield=True):
-                if self._send is not None and not self._writer_done.is_set():
+                if self._queue is not None and not self._writer_done.is_set():
                     try:
                         # FIFO behind every record already queued and every caller blocked on a full queue.
-                        await self._send_marker(self._send, _Marker(stop=True))
+                        await self._send_marker(self._queue, _Marker(stop=True))
                     except (BrokenResourceError, ClosedResourceError):
                         pass  # the writer has already stopped (and drained what it could)
                     await self._writer_done.wait()
-                if self._send is not None:
-                    self._send.close()
+                if self._queue is not None:
+                    self._queue.seal()
                 await self._close_connections(optimize=True)
         finally:
             self._state = "closed"
@@ -901,26 +1265,26 @@ class Tracker:
         """
         if not self._accepting:
             return self._refuse()
-        send = self._send
-        assert send is not None
+        queue = self._queue
+        assert queue is not None
         try:
-            send.send_nowait(record)
-        except WouldBlock:
-            self._wake_writer()
-            if self._config.on_full == "drop":
-                self._dropped += 1
-                return False
-            return await self._record_blocking(send, record)
+            queued = queue.put_nowait(record)
         except (BrokenResourceError, ClosedResourceError):
             self._dropped += 1
             return False
-        self._note_enqueued()
-        return True
+        if queued:
+            self._note_enqueued()
+            return True
+        self._wake_writer()
+        if self._config.on_full == "drop":
+            self._dropped += 1
+            return False
+        return await self._record_blocking(queue, record)
 
-    async def _record_blocking(self, send: MemoryObjectSendStream[_Item], record: RequestRecord) -> bool:
+    async def _record_blocking(self, queue: _Queue, record: RequestRecord) -> bool:
         with anyio.CancelScope(shield=True):
             try:
-                await send.send(record)
+                await queue.put(record)
             except (BrokenResourceError, ClosedResourceError):
                 self._dropped += 1
                 return False
@@ -937,19 +1301,19 @@ class Tracker:
         """
         if not self._accepting:
             return self._refuse()
-        send = self._send
-        assert send is not None
+        queue = self._queue
+        assert queue is not None
         try:
-            send.send_nowait(record)
-        except WouldBlock:
-            self._wake_writer()
-            self._dropped += 1
-            return False
+            queued = queue.put_nowait(record)
         except (BrokenResourceError, ClosedResourceError):
             self._dropped += 1
             return False
-        self._note_enqueued()
-        return True
+        if queued:
+            self._note_enqueued()
+            return True
+        self._wake_writer()
+        self._dropped += 1
+        return False
 
     def _refuse(self) -> bool:
         if self.enabled:
@@ -973,23 +1337,21 @@ class Tracker:
 
         Cancelling the wait is safe; the records are written anyway.
         """
-        send = self._send
-        if self._state != "open" or send is None or self._writer_done.is_set():
+        queue = self._queue
+        if self._state != "open" or queue is None or self._writer_done.is_set():
             return
         marker = _Marker()
         try:
-            await self._send_marker(send, marker)
+            await self._send_marker(queue, marker)
         except (BrokenResourceError, ClosedResourceError):
             return
         await marker.done.wait()
 
-    async def _send_marker(self, send: MemoryObjectSendStream[_Item], marker: _Marker) -> None:
+    async def _send_marker(self, queue: _Queue, marker: _Marker) -> None:
         """Queue *marker* behind everything queued so far and make sure a lingering writer notices it."""
-        try:
-            send.send_nowait(marker)
-        except WouldBlock:
+        if not queue.put_nowait(marker):
             self._wake_writer()  # the queue is full: the writer must drain it for the marker to get in
-            await send.send(marker)
+            await queue.put(marker)
         # The writer may have begun to linger after its last look at the queue, before the marker arrived.
         self._wake_writer()
 
@@ -998,7 +1360,11 @@ class Tracker:
     async def _run_writer(self) -> None:
         try:
             async with anyio.create_task_group() as inserts:
-                await self._write_loop(inserts)
+                self._inserts = inserts
+                try:
+                    await self._write_loop(inserts)
+                finally:
+                    self._inserts = None
         except Exception:  # pragma: no cover - a bug; never let it cancel the caller's task group
             logger.exception("tracker: the writer stopped unexpectedly")
         finally:
@@ -1013,25 +1379,27 @@ class Tracker:
                         self._drain()
                         if not self._held and not self._markers:
                             break
-                        rows, markers = self._take_batch()
-                        await self._insert_batch(rows, markers, anyio.Event())
+                        batch, markers = self._take_batch()
+                        await self._insert_batch(batch, markers, anyio.Event(), anyio.Event())
                 finally:
-                    if self._receive is not None:
-                        self._receive.close()
+                    if self._queue is not None:
+                        self._queue.close()
                     self._writer_done.set()
 
     async def _write_loop(self, inserts: TaskGroup) -> None:
         """Assemble batches; encode each while the previous one is being inserted (one insert at a time).
 
         The overlap is real: SQLite executes a batch's multi-row statement in one step without holding the
-        GIL (only binding its parameters needs it), so the event loop encodes the next batch meanwhile.
+        GIL (only binding its parameters needs it), so the event loop encodes the next batch meanwhile. For
+        that, the writer lets aiosqlite's thread bind a launched batch before it starts encoding the next
+        (see :class:`_Handshake`).
         """
-        receive = self._receive
-        assert receive is not None
+        queue = self._queue
+        assert queue is not None
         batch_size = self._config.batch_size
         while True:
             try:
-                item = await receive.receive()
+                item = await queue.get()
             except EndOfStream:
                 return
             self._hold(item)
@@ -1040,20 +1408,22 @@ class Tracker:
                 await self._linger(batch_size - len(self._held))
                 self._drain()
             stop = any(m.stop for m in self._markers)
-            rows, skipped = self._encoder.rows(self._held)
+            batch = self._encoder.encode(self._held)
             # Cancellable: until the batch is taken below it stays in self._held for the final drain.
             await self._settle()
             self._held, markers = [], self._take_markers()
-            self._failed += skipped
-            done = anyio.Event()
+            self._failed += batch.skipped
+            done, started = anyio.Event(), anyio.Event()
             self._in_flight = done
+            self._handshake.event = started
             # Handed over through an attribute, not as arguments: a task cancelled before its first step
             # never runs, and the final drain must then still find the batch (see _run_writer).
-            self._launch = (rows, markers, done)
+            self._launch = (batch, markers, done, started)
             inserts.start_soon(self._run_launched)
             if stop:
                 await self._settle()
                 return
+            await started.wait()
 
     async def _run_launched(self) -> None:
         launch, self._launch = self._launch, None
@@ -1069,22 +1439,24 @@ class Tracker:
         markers, self._markers = self._markers, []
         return markers
 
-    def _take_batch(self) -> tuple[list[tuple[Any, ...]], list[_Marker]]:
+    def _take_batch(self) -> tuple[_Batch, list[_Marker]]:
         held, self._held = self._held, []
-        rows, skipped = self._encoder.rows(held)
-        self._failed += skipped
-        return rows, self._take_markers()
+        batch = self._encoder.encode(held)
+        self._failed += batch.skipped
+        return batch, self._take_markers()
 
-    async def _insert_batch(self, rows: list[tuple[Any, ...]], markers: list[_Marker], done: anyio.Event) -> None:
+    async def _insert_batch(
+        self, batch: _Batch, markers: list[_Marker], done: anyio.Event, started: anyio.Event
+    ) -> None:
         # Shielded: aiosqlite finishes a statement in its thread whatever happens here, and whether it
         # committed must be known and counted.
         with anyio.CancelScope(shield=True):
             try:
-                if rows:
-                    await self._insert(rows)
+                await self._insert(batch)
             finally:
                 for marker in markers:
                     marker.done.set()
+                started.set()
                 done.set()
                 # A writer lingering for a fuller batch goes ahead now that nothing is in flight.
                 self._wake_writer()
@@ -1097,23 +1469,8 @@ class Tracker:
 
     def _drain(self) -> None:
         """Move queued items into the batch without waiting, until it is full or the queue is empty."""
-        receive = self._receive
-        if receive is None:
-            return
-        held, markers = self._held, self._markers
-        batch_size = self._config.batch_size
-        receive_nowait = receive.receive_nowait
-        while len(held) < batch_size:
-            try:
-                item = receive_nowait()
-            except (WouldBlock, EndOfStream, ClosedResourceError):
-                return
-            if type(item) is _Marker:
-                markers.append(item)
-                if item.stop:
-                    return
-            else:
-                held.append(item)  # type: ignore[arg-type]
+        if self._queue is not None:
+            self._queue.take_into(self._held, self._markers, self._config.batch_size)
 
     async def _linger(self, room: int) -> None:
         """Wait up to ``flush_interval`` for *room* more records (or a flush, a full queue, an insert's end)."""
@@ -1128,23 +1485,36 @@ class Tracker:
         finally:
             self._wake = None
 
-    async def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _insert(self, batch: _Batch) -> None:
         db = self._wdb
         assert db is not None
+        rows = batch.rows
+        dims = self._dims_carry + batch.dims
+        if not rows and not dims and batch.prune_below is None:
+            return
         statements = _insert_statements(rows, self._max_rows)
         inserted = 0
         try:
             async with self._db_lock:
+                # The dimension rows this batch refers to go in first (each statement is its own transaction;
+                # these are in the connection's TEMP database, so nothing of them ever reaches the file).
+                if batch.prune_below is not None:
+                    await db.execute(_DIM_PRUNE, (batch.prune_below,))
+                    dims = [d for d in dims if d[0] >= batch.prune_below]
+                if dims:
+                    await db.executemany(_DIM_INSERT, dims)
+                self._dims_carry = []
                 if len(statements) == 1:
                     # Autocommit connection: the single statement is the batch's one transaction.
                     sql, params = statements[0]
                     inserted = (await db.execute(sql, params)).rowcount
-                else:
+                elif statements:
                     await db.execute("BEGIN")
                     for sql, params in statements:
                         inserted += (await db.execute(sql, params)).rowcount
                     await db.execute("COMMIT")
         except Exception as exc:
+            self._dims_carry = dims  # registered or not, registering again is harmless
             self._write_errors += 1
             self._failed += len(rows)
             logger.error("tracker: could not write a batch of %d records: %s: %s", len(rows), type(exc).__name__, exc)
@@ -1154,6 +1524,8 @@ class Tracker:
                 except Exception:
                     logger.debug("tracker: rollback failed", exc_info=True)
         else:
+            if not rows:
+                return
             self._written += inserted
             self._flushes += 1
             if inserted < len(rows):
@@ -1163,6 +1535,32 @@ class Tracker:
                     len(rows) - inserted,
                     len(rows),
                 )
+            self._unchecked += inserted
+            if self._unchecked >= DEFAULT_CHECKPOINT_ROWS:
+                self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the WAL in the background, on a connection of its own, if none is running.
+
+        SQLite's automatic checkpoint runs inside a commit on the writer's thread, fsyncs included (~10 ms
+        per 1000 pages here); meanwhile no batch is inserted. A PASSIVE checkpoint elsewhere copies the same
+        pages without blocking the writer, so the writer's own (kept as a bound on the WAL's size, at a
+        higher threshold: only it can reset the WAL under steady writes) has little left to do.
+        """
+        inserts, database = self._inserts, self._database
+        if inserts is None or database is None or self._checkpointing:
+            return
+        self._checkpointing = True
+        self._unchecked = 0
+        inserts.start_soon(self._checkpoint, database, name="asyncrouter.tracker.checkpoint")
+
+    async def _checkpoint(self, database: str) -> None:
+        try:
+            await anyio.to_thread.run_sync(_checkpoint_wal, database)
+        except Exception:
+            logger.debug("tracker: background WAL checkpoint failed", exc_info=True)
+        finally:
+            self._checkpointing = False
 
     # -- counters -----------------------------------------------------------------------------------------
 
@@ -1179,12 +1577,12 @@ class Tracker:
     @property
     def queued(self) -> int:
         """Records in the queue right now."""
-        return self._send.statistics().current_buffer_used if self._send is not None and self._accepting else 0
+        return len(self._queue) if self._queue is not None and self._accepting else 0
 
     @property
     def waiting(self) -> int:
         """Callers of :meth:`record` blocked on a full queue right now."""
-        return self._send.statistics().tasks_waiting_send if self._send is not None and self._accepting else 0
+        return self._queue.waiting if self._queue is not None and self._accepting else 0
 
     @property
     def flushes(self) -> int:
@@ -1591,11 +1989,27 @@ async def _apply_pragmas(db: aiosqlite.Connection, *, writer: bool) -> None:
     if writer:
         # NORMAL in WAL mode: a commit survives a crash of this process (it is in the OS), only a power
         # loss can take the last transactions back; no fsync per batch.
-        statements += ["PRAGMA synchronous = NORMAL", f"PRAGMA journal_size_limit = {DEFAULT_JOURNAL_SIZE_LIMIT:d}"]
+        statements += [
+            "PRAGMA synchronous = NORMAL",
+            f"PRAGMA journal_size_limit = {DEFAULT_JOURNAL_SIZE_LIMIT:d}",
+            f"PRAGMA wal_autocheckpoint = {DEFAULT_WAL_AUTOCHECKPOINT_PAGES:d}",
+        ]
     else:
         statements += ["PRAGMA query_only = ON"]
     for statement in statements:
         await db.execute(statement)
+
+
+def _checkpoint_wal(database: str) -> None:
+    """A PASSIVE WAL checkpoint on a short-lived connection of its own. Runs in a worker thread.
+
+    PASSIVE never waits for and never blocks the writer or the readers; it copies what it can.
+    """
+    conn = sqlite3.connect(database, isolation_level=None, timeout=0)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        conn.close()
 
 
 async def _close_quietly(db: aiosqlite.Connection) -> None:

@@ -1,18 +1,19 @@
 """Tracker throughput: records/s through ``Tracker.record()`` into SQLite, against raw ``executemany``.
 
-Every run writes the same pre-built records to a fresh WAL database file:
+Every run writes the same pre-built records to a fresh WAL database file (``synchronous=NORMAL``):
 
 * ``tracker``: ``await tracker.record(r)`` for each record, then ``await tracker.flush()``: queueing, the
   writer's batching, row encoding (attempts to JSON, preview truncation, key scrubbing) and the inserts;
-* ``raw_sqlite3``: the already-encoded rows through plain :mod:`sqlite3` ``executemany`` in batches of
-  ``batch_size``, one commit per batch: no encoding, no queue, no thread;
+* ``raw_sqlite3``: the same 24 column values per row, already encoded, through plain :mod:`sqlite3`
+  ``executemany`` in batches of ``batch_size``, one commit per batch: no encoding, no queue, no thread;
 * ``raw_aiosqlite``: the same rows and batches through ``aiosqlite`` ``executemany`` + ``commit``;
-* ``encode``: the tracker's row encoding alone, and ``insert_only``: the tracker's insert statements
-  (one multi-row INSERT per batch, '' bound for NULL) on the encoded rows through plain sqlite3: the
-  tracker costs about one of each per record, as the writer encodes on the event loop and then waits for
-  the insert.
+* ``encode``: the tracker's row encoding alone, and ``insert_only``: the tracker's statements (its dimension
+  rows, then one multi-row INSERT per batch) on the encoded rows through plain sqlite3;
+* ``sqlite3_cli``: the floor in C: the ``sqlite3`` command-line shell inserting the same rows from a staging
+  table, ``INSERT ... SELECT`` one batch per statement (skipped without the binary). No binding, no Python.
 
-Each figure is the best of ``--repeat`` runs (the machine is shared). Usage::
+Each figure is the best of ``--repeat`` runs, variants interleaved (the machine is shared); ratios compare
+figures of the same run. Usage::
 
     python benchmarks/bench_tracker.py [--n 200000] [--batch-size 256] [--repeat 3] [--json OUT]
 """
@@ -20,9 +21,12 @@ Each figure is the best of ``--repeat`` runs (the machine is shared). Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
+import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,10 +41,15 @@ from asyncrouter._clock import AnyioClock
 from asyncrouter._config import TrackerConfig
 from asyncrouter._models import Attempt, RequestRecord
 from asyncrouter._store import (
+    _DIM_INSERT,
     _INSERT_COLUMNS,
     _MAX_ROWS_PER_STATEMENT,
+    _PREVIEW,
+    _ROW_WIDTH,
     Tracker,
+    _Batch,
     _insert_statements,
+    _prepare_writer,
     _RowEncoder,
     migrate,
 )
@@ -140,13 +149,27 @@ def _fresh_db(directory: Path, name: str) -> str:
     return str(path)
 
 
+def encode_all(records: list[RequestRecord], batch_size: int) -> list[_Batch]:
+    """The tracker's encoding of *records*, batch by batch, as its writer does it."""
+    encoder = _RowEncoder(preview_chars=80)
+    return [encoder.encode(records[i : i + batch_size]) for i in range(0, len(records), batch_size)]
+
+
+def full_rows(batches: list[_Batch]) -> list[tuple[Any, ...]]:
+    """Every row with all 24 column values (``_INSERT_COLUMNS`` order) as the tracker stores them."""
+    dims = {d[0]: d[1:] for batch in batches for d in batch.dims}
+    rows = []
+    for batch in batches:
+        for row in batch.rows:
+            values = list(row[1:])
+            if values[_PREVIEW - 1] == "":
+                values[_PREVIEW - 1] = None  # the tracker's NULLIF
+            rows.append((*values, *dims[row[0]]))
+    return rows
+
+
 def _raw_sql() -> str:
     return f"INSERT INTO requests ({', '.join(_INSERT_COLUMNS)}) VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
-
-
-def _raw_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    # The plain statement binds NULL where the tracker binds '' for NULLIF: the same data as stored.
-    return [tuple(None if v == "" else v for v in row) for row in rows]
 
 
 def bench_raw_sqlite3(rows: list[tuple[Any, ...]], path: str, batch_size: int) -> float:
@@ -162,14 +185,17 @@ def bench_raw_sqlite3(rows: list[tuple[Any, ...]], path: str, batch_size: int) -
     return elapsed
 
 
-def bench_insert_only(rows: list[tuple[Any, ...]], path: str, batch_size: int) -> float:
-    """The tracker's own statements (one multi-row INSERT per batch, autocommit) through plain sqlite3."""
+def bench_insert_only(batches: list[_Batch], path: str) -> float:
+    """The tracker's own statements (dimension rows, one multi-row INSERT per batch) through plain sqlite3."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous = NORMAL")
-    max_rows = min(_MAX_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_INSERT_COLUMNS))
+    _prepare_writer(conn, lambda: 1)
+    max_rows = min(_MAX_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ROW_WIDTH)
     start = time.perf_counter()
-    for i in range(0, len(rows), batch_size):
-        statements = _insert_statements(rows[i : i + batch_size], max_rows)
+    for batch in batches:
+        if batch.dims:
+            conn.executemany(_DIM_INSERT, batch.dims)
+        statements = _insert_statements(batch.rows, max_rows)
         if len(statements) > 1:
             conn.execute("BEGIN")
         for sql, params in statements:
@@ -206,8 +232,38 @@ async def bench_tracker(records: list[RequestRecord], path: str, *, batch_size: 
     return elapsed
 
 
-def _best(times: list[float]) -> float:
-    return min(times)
+def make_staging(rows: list[tuple[Any, ...]], path: Path) -> None:
+    """A table ``s`` holding *rows* (``_INSERT_COLUMNS``), for the CLI floor."""
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE s ({', '.join(_INSERT_COLUMNS)})")
+    conn.executemany(f"INSERT INTO s VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})", rows)
+    conn.commit()
+    conn.close()
+
+
+def bench_sqlite3_cli(cli: str, staging: Path, n: int, path: str, batch_size: int) -> float:
+    """The sqlite3 shell copies the staging rows in, one ``INSERT ... SELECT`` (one transaction) per batch.
+
+    The shell's start-up and the ``ATTACH`` are timed separately and subtracted.
+    """
+    columns = ", ".join(_INSERT_COLUMNS)
+    setup = [".bail on", "PRAGMA synchronous = NORMAL;", f"ATTACH '{staging}' AS st;", "SELECT count(*) FROM st.s;"]
+    inserts = [
+        f"INSERT INTO requests ({columns}) SELECT {columns} FROM st.s WHERE rowid > {i} AND rowid <= {i + batch_size};"
+        for i in range(0, n, batch_size)
+    ]
+    script = Path(path + ".sql")
+    empty = Path(path + ".empty.sql")
+    script.write_text("\n".join(setup + inserts) + "\n", encoding="utf-8")
+    empty.write_text("\n".join(setup) + "\n", encoding="utf-8")
+
+    def timed(sql_file: Path) -> float:
+        start = time.perf_counter()
+        subprocess.run([cli, path, f".read {sql_file}"], check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    overhead = timed(empty)
+    return max(timed(script) - overhead, 1e-9)
 
 
 def run(
@@ -215,32 +271,39 @@ def run(
 ) -> dict[str, Any]:
     """Run every variant *repeat* times on *n* records and return the best rates (records/s) and ratios."""
     records = make_records(n, seed=seed)
-    encoder = _RowEncoder(preview_chars=80)
-    rows, _ = encoder.rows(records)
-    raw_rows = _raw_rows(rows)
-    times: dict[str, list[float]] = {
-        name: [] for name in ("encode", "insert_only", "raw_sqlite3", "raw_aiosqlite", "tracker")
-    }
+    batches = encode_all(records, batch_size)
+    rows = full_rows(batches)
+    cli = shutil.which("sqlite3")
+    names = ["tracker", "raw_sqlite3", "raw_aiosqlite", "encode", "insert_only"] + (["sqlite3_cli"] if cli else [])
+    times: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
         directory = Path(tmp)
+        staging = directory / "staging.db"
+        if cli:
+            make_staging(rows, staging)
         for attempt in range(repeat):
-            start = time.perf_counter()
-            encoder.rows(records)
-            times["encode"].append(time.perf_counter() - start)
-            times["raw_sqlite3"].append(
-                bench_raw_sqlite3(raw_rows, _fresh_db(directory, f"raw-{attempt}.db"), batch_size)
-            )
-            times["insert_only"].append(
-                bench_insert_only(rows, _fresh_db(directory, f"insert-{attempt}.db"), batch_size)
-            )
-            times["raw_aiosqlite"].append(
-                anyio.run(bench_raw_aiosqlite, raw_rows, _fresh_db(directory, f"aio-{attempt}.db"), batch_size)
-            )
+            gc.collect()
             tracker_db = str(directory / f"tracker-{attempt}.db")
             times["tracker"].append(
                 anyio.run(partial(bench_tracker, records, tracker_db, batch_size=batch_size, queue_size=queue_size))
             )
-    rates = {name: n / _best(values) for name, values in times.items()}
+            gc.collect()
+            times["raw_sqlite3"].append(bench_raw_sqlite3(rows, _fresh_db(directory, f"raw-{attempt}.db"), batch_size))
+            gc.collect()
+            times["raw_aiosqlite"].append(
+                anyio.run(bench_raw_aiosqlite, rows, _fresh_db(directory, f"aio-{attempt}.db"), batch_size)
+            )
+            gc.collect()
+            start = time.perf_counter()
+            encode_all(records, batch_size)
+            times["encode"].append(time.perf_counter() - start)
+            gc.collect()
+            times["insert_only"].append(bench_insert_only(batches, _fresh_db(directory, f"insert-{attempt}.db")))
+            if cli:
+                times["sqlite3_cli"].append(
+                    bench_sqlite3_cli(cli, staging, n, _fresh_db(directory, f"cli-{attempt}.db"), batch_size)
+                )
+    rates = {name: n / min(values) for name, values in times.items()}
     return {
         "n": n,
         "batch_size": batch_size,
@@ -251,9 +314,21 @@ def run(
         "records_per_s": {name: round(rate) for name, rate in rates.items()},
         "tracker_vs_raw_sqlite3": round(rates["tracker"] / rates["raw_sqlite3"], 3),
         "tracker_vs_raw_aiosqlite": round(rates["tracker"] / rates["raw_aiosqlite"], 3),
+        "tracker_vs_sqlite3_cli": round(rates["tracker"] / rates["sqlite3_cli"], 3) if cli else None,
         "target_records_per_s": TARGET_RPS,
+        "tracker_vs_target": round(rates["tracker"] / TARGET_RPS, 3),
         "meets_target": rates["tracker"] >= TARGET_RPS,
     }
+
+
+_LABELS = {
+    "tracker": "Tracker.record + flush",
+    "raw_sqlite3": "raw sqlite3 executemany",
+    "raw_aiosqlite": "raw aiosqlite executemany",
+    "encode": "tracker encoding alone",
+    "insert_only": "tracker INSERTs alone",
+    "sqlite3_cli": "sqlite3 CLI (C floor)",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,16 +341,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(n=args.n, batch_size=args.batch_size, queue_size=args.queue_size, repeat=args.repeat)
     rates = result["records_per_s"]
+    raw = rates["raw_sqlite3"]
     print(
-        f"records: {result['n']}, batch {result['batch_size']}, best of {result['repeat']}, "
+        f"records: {result['n']:,}, batch {result['batch_size']}, best of {result['repeat']}, "
         f"SQLite {result['sqlite_version']}, Python {result['python']}"
     )
-    for name in ("tracker", "raw_sqlite3", "raw_aiosqlite", "encode", "insert_only"):
-        print(f"  {name:<14} {rates[name]:>10,} records/s")
-    print(f"  tracker / raw sqlite3   = {result['tracker_vs_raw_sqlite3']:.3f}")
-    print(f"  tracker / raw aiosqlite = {result['tracker_vs_raw_aiosqlite']:.3f}")
+    for name, label in _LABELS.items():
+        if name in rates:
+            print(f"  {label:<27} {rates[name]:>10,} records/s  {rates[name] / raw:5.2f}x raw executemany")
     verdict = "meets" if result["meets_target"] else "misses"
-    print(f"  target {TARGET_RPS:,} records/s: {verdict}")
+    print(
+        f"  tracker {rates['tracker']:,}/s = {result['tracker_vs_raw_sqlite3']:.2f}x raw sqlite3 executemany "
+        f"({raw:,}/s); target {TARGET_RPS:,}/s: {verdict} ({result['tracker_vs_target']:.2f}x)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from anyio import BrokenResourceError, EndOfStream
 
 from asyncrouter._config import TrackerConfig, load_config
 from asyncrouter._exceptions import ConfigError
@@ -29,10 +30,12 @@ from asyncrouter._models import Attempt, RequestRecord
 from asyncrouter._store import (
     ATTEMPT_FIELDS,
     CSV_COLUMNS,
+    DEFAULT_CHECKPOINT_ROWS,
     MIGRATIONS,
     NO_KEY,
     SCHEMA_VERSION,
     Tracker,
+    _Queue,
     migrate,
 )
 from asyncrouter.testing import FakeClock
@@ -115,6 +118,10 @@ def tracker_for(path: str, clock: FakeClock, **config: Any) -> Tracker:
 def count_rows(path: str) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
+
+
+def file_size(path: str) -> int:
+    return os.path.getsize(path)
 
 
 def read_database_files(directory: Path, name: str) -> bytes:
@@ -823,6 +830,175 @@ async def test_missing_parent_directories_are_created(tmp_path: Path, fake_clock
     async with tracker_for(str(path), fake_clock) as tracker:
         await tracker.record(make_record(0))
     assert count_rows(str(path)) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The write path's internals, observed through what they store
+# ---------------------------------------------------------------------------------------------------------
+
+
+async def test_many_distinct_dimension_values_are_stored_exactly(file_path: str, fake_clock: FakeClock) -> None:
+    # Far more distinct (task type, tier, model, ...) combinations than the tracker keeps in its per-connection
+    # table, spread over many small pipelined batches: the table is started afresh many times while batches
+    # that refer to older entries are still on their way.
+    records = [
+        make_record(
+            i,
+            task_type=f"task-{i % 7}",
+            tier=("simple", "medium", "complex")[i % 3],
+            model=None if i % 11 == 0 else f"model-{i % 5}",
+            provider=None if i % 11 == 0 else "" if i % 13 == 0 else f"prov-{i % 2}",
+            error_type="" if i % 4 else "AllProvidersFailed",
+            profile=None if i % 6 else "eco",
+            quality_passed=i % 9 != 0,
+            tokens_estimated=i % 10 == 0,
+        )
+        for i in range(600)
+    ]
+    config = TrackerConfig(path=file_path, batch_size=16, flush_interval=0.001)
+    async with Tracker(config, clock=fake_clock, max_dimensions=4) as tracker:
+        for record in records:
+            await tracker.record(record)
+        await tracker.flush()
+        stored = await tracker.logs(last_n=None)
+    assert tracker.counters.failed == 0
+    expected = []
+    for r in records:  # '' is stored as NULL in these columns, as before
+        expected.append(
+            dataclasses.replace(r, provider=r.provider or None, error_type=r.error_type or None, profile=r.profile)
+        )
+    assert stored[::-1] == expected  # every field, in order
+    with sqlite3.connect(file_path) as conn:
+        flags = conn.execute(
+            "SELECT DISTINCT typeof(quality_passed), typeof(tokens_estimated) FROM requests"
+        ).fetchall()
+    assert flags == [("integer", "integer")]
+
+
+async def test_a_record_whose_text_column_holds_an_unstorable_value_is_skipped_alone(
+    db_path: str, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    odd = make_record(1, task_type=["not", "text"])
+    unhashable = make_record(2, tier={"a": 1})
+    async with tracker_for(db_path, fake_clock) as tracker:
+        with caplog.at_level(logging.ERROR, logger="asyncrouter.tracker"):
+            for record in (make_record(0), odd, unhashable, make_record(3)):
+                await tracker.record(record)
+            await tracker.flush()
+        stored = [r.request_id for r in await tracker.logs(last_n=None)]
+    assert stored == ["req-000003", "req-000000"]
+    assert (tracker.counters.failed, tracker.counters.write_errors) == (2, 0)
+    assert "cannot encode record 'req-000001'" in caplog.text
+    assert "cannot encode record 'req-000002'" in caplog.text
+
+
+async def test_key_shaped_text_in_any_case_is_scrubbed_and_only_where_it_is(
+    tmp_path: Path, fake_clock: FakeClock
+) -> None:
+    db = tmp_path / "mixed.db"
+    batch = [make_record(i) for i in range(40)]
+    batch[7] = make_record(7, routing_reason="sent BeArEr Zx9Qw8Er7Ty6 upstream")
+    batch[23] = make_record(
+        23, attempts=[Attempt(model="mini", provider="openai", outcome="error", reason="echo hf_AbCdEf123456 back")]
+    )
+    async with tracker_for(str(db), fake_clock, batch_size=64) as tracker:
+        for record in batch:
+            assert tracker.record_nowait(record)
+        await tracker.flush()
+        stored = {r.request_id: r for r in await tracker.logs(last_n=None)}
+    assert stored["req-000007"].routing_reason == "sent *** upstream"
+    assert stored["req-000023"].attempts[0].reason == "echo *** back"
+    untouched = [r for r in batch if r.request_id not in ("req-000007", "req-000023")]
+    assert [stored[r.request_id] for r in untouched] == untouched  # the rest of the batch is stored as given
+    data = read_database_files(tmp_path, "mixed.db")
+    assert b"Zx9Qw8Er7Ty6" not in data
+    assert b"AbCdEf123456" not in data
+
+
+async def test_batches_larger_than_one_statement_are_one_transaction_each(db_path: str, fake_clock: FakeClock) -> None:
+    # More rows than one INSERT statement takes: the writer splits the batch inside one transaction.
+    records = [make_record(i) for i in range(2500)]
+    async with tracker_for(db_path, fake_clock, batch_size=3000, queue_size=3000, flush_interval=60) as tracker:
+        for record in records:
+            assert tracker.record_nowait(record)
+        await tracker.flush()
+        assert tracker.flushes == 1
+        stored = await tracker.logs(last_n=None)
+    assert stored[::-1] == records
+
+
+async def test_waiting_callers_are_written_in_the_order_they_called(file_path: str, fake_clock: FakeClock) -> None:
+    async with tracker_for(file_path, fake_clock, queue_size=2, batch_size=3) as tracker:
+        async with anyio.create_task_group() as tg:
+            for i in range(60):
+                tg.start_soon(tracker.record, make_record(i))
+                await anyio.lowlevel.checkpoint()  # each caller has called record() before the next starts
+        await tracker.flush()
+    with sqlite3.connect(file_path) as conn:
+        ids = [row[0] for row in conn.execute("SELECT request_id FROM requests ORDER BY id")]
+    assert ids == [f"req-{i:06d}" for i in range(60)]
+
+
+async def test_the_wal_is_checkpointed_in_the_background_while_writing(file_path: str, fake_clock: FakeClock) -> None:
+    # Below the writer's own checkpoint threshold, only the background checkpoint moves pages from the WAL
+    # into the database file before the tracker closes.
+    async with tracker_for(file_path, fake_clock, batch_size=256) as tracker:
+        size_before = file_size(file_path)
+        for i in range(DEFAULT_CHECKPOINT_ROWS + 300):
+            await tracker.record(make_record(i))
+        await tracker.flush()
+        await wait_until(lambda: file_size(file_path) > size_before + 1_000_000)
+        assert count_rows(file_path) == DEFAULT_CHECKPOINT_ROWS + 300
+    assert count_rows(file_path) == DEFAULT_CHECKPOINT_ROWS + 300
+
+
+async def test_the_queue_admits_waiting_senders_in_order_withdraws_cancelled_ones_and_fails_the_rest() -> None:
+    queue = _Queue(2)
+    r = [make_record(i) for i in range(6)]
+    assert queue.put_nowait(r[0])
+    assert queue.put_nowait(r[1])
+    assert not queue.put_nowait(r[2])  # full
+    outcomes: dict[str, str] = {}
+
+    async def sender(record: RequestRecord, scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await queue.put(record)
+                outcomes[record.request_id] = "queued"
+            except BrokenResourceError:
+                outcomes[record.request_id] = "broken"
+        if scope.cancelled_caught:
+            outcomes[record.request_id] = "withdrawn"
+
+    scopes = [anyio.CancelScope() for _ in range(4)]
+    async with anyio.create_task_group() as tg:
+        for record, scope in zip(r[2:], scopes, strict=True):
+            tg.start_soon(sender, record, scope)
+            await anyio.lowlevel.checkpoint()
+        assert queue.waiting == 4
+        scopes[1].cancel()  # r3 gives up while waiting
+        await anyio.lowlevel.checkpoint()
+        assert queue.waiting == 3
+        held: list[RequestRecord] = []
+        markers: list[Any] = []
+        queue.take_into(held, markers, 2)  # makes room for two waiting senders, oldest first
+        assert held == r[:2]
+        queue.close()  # the writer is gone: r5, still waiting, fails
+        assert [queue.get_nowait(), queue.get_nowait()] == [r[2], r[4]]  # r3 was withdrawn
+    assert outcomes == {
+        "req-000002": "queued",
+        "req-000003": "withdrawn",
+        "req-000004": "queued",
+        "req-000005": "broken",
+    }
+    with pytest.raises(BrokenResourceError):
+        queue.put_nowait(r[0])
+    sealed = _Queue(2)
+    assert sealed.put_nowait(r[0])
+    sealed.seal()
+    assert await sealed.get() is r[0]
+    with pytest.raises(EndOfStream):
+        await sealed.get()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ Everything here is pure: it builds bytes from a :class:`~._behaviour.Reply`, and
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -188,7 +189,7 @@ def _openai_tools(body: Mapping[str, Any]) -> tuple[list[ToolSpec], str]:
     return tools, choice if choice in ("auto", "none", "required") else "auto"
 
 
-class Format:
+class Format(abc.ABC):
     """The parts every wire format shares; subclasses fill in the bytes."""
 
     name: ClassVar[WireFormat]
@@ -205,14 +206,14 @@ class Format:
     def response_headers(self, request_token: str) -> dict[str, str]:
         return {"x-request-id": self.request_id(request_token)}
 
-    def parse(self, body: Any, headers: Mapping[str, str]) -> FakeRequest:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def parse(self, body: Any, headers: Mapping[str, str]) -> FakeRequest: ...
 
-    def error(self, kind: str, ctx: ErrorContext) -> ErrorOut:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def error(self, kind: str, ctx: ErrorContext) -> ErrorOut: ...
 
-    def body(self, reply: Reply) -> bytes:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def body(self, reply: Reply) -> bytes: ...
 
     def malformed_body(self, reply: Reply) -> bytes:
         """A 200 body that is cut off mid-JSON."""
@@ -223,23 +224,23 @@ class Format:
         """Bytes sent as soon as the stream opens, before the model's latency (OpenRouter's comment)."""
         return b""
 
-    def stream_open(self, reply: Reply) -> list[bytes]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stream_open(self, reply: Reply) -> list[bytes]: ...
 
-    def stream_pieces(self, reply: Reply) -> list[bytes]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stream_pieces(self, reply: Reply) -> list[bytes]: ...
 
-    def stream_close(self, reply: Reply) -> list[bytes]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stream_close(self, reply: Reply) -> list[bytes]: ...
 
-    def stream_error(self, reply: Reply) -> bytes:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stream_error(self, reply: Reply) -> bytes: ...
 
-    def stream_malformed(self, reply: Reply) -> bytes:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stream_malformed(self, reply: Reply) -> bytes: ...
 
-    def listing(self, models: Sequence[FakeModel]) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def listing(self, models: Sequence[FakeModel]) -> Any: ...
 
 
 # --------------------------------------------------------------------------------------------------- OpenAI

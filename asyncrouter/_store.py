@@ -1,8 +1,8 @@
 """The request tracker: one SQLite row per finished request, written by a single batching task.
 
 The request path only enqueues (:meth:`Tracker.record` / :meth:`Tracker.record_nowait`); a writer task owned
-by the tracker drains a bounded anyio memory object stream and inserts whole batches, one transaction per
-batch, through aiosqlite. Queries (:meth:`Tracker.logs`, :meth:`Tracker.stats`, exports) use a second
+by the tracker drains a bounded FIFO queue and inserts whole batches, one transaction per batch, through
+aiosqlite. Queries (:meth:`Tracker.logs`, :meth:`Tracker.stats`, exports) use a second
 connection, so in WAL mode they proceed while a batch is being written. ``":memory:"`` gets a uniquely named
 shared-cache in-memory database and a single connection whose reads and writes are serialised.
 
@@ -16,6 +16,24 @@ Schema (``PRAGMA user_version`` 1), table ``requests``, one row per request: ``i
 ``profile``, ``quality_passed``, ``escalated`` and ``attempts``: a JSON array with one array per attempt,
 positional in the order of :data:`ATTEMPT_FIELDS` (compact and about twice as fast to encode as objects).
 The view ``request_attempts`` spreads those arrays into named columns for ad-hoc SQL.
+
+The write path, and why it is shaped so (figures from ``benchmarks/bench_tracker.py``): the cost is CPU
+under the GIL, so the writer keeps Python's share small and runs SQLite's share in parallel with it.
+
+* One multi-row ``INSERT`` per batch on an autocommit connection: one transaction, one round trip to
+  aiosqlite's thread, and SQLite executes it without the GIL while the event loop encodes the next batch.
+  The writer waits until SQLite has *started* executing before encoding (:class:`_Handshake`): otherwise
+  aiosqlite's thread would wait up to a GIL switch interval to bind, and nothing would overlap.
+* Binding costs ~0.6 k instructions per parameter. The twelve low-cardinality columns (status, task type,
+  tier, complexity, category, routing layer, model, provider, error type, profile, the two flags) travel
+  as one integer into a per-connection TEMP table (the *dimensions*) that the INSERT joins back in C.
+* Key scrubbing checks the whole batch's text at once and falls back to field-by-field scrubbing (and to
+  per-record error handling) only for a batch that needs it.
+* WAL checkpoints run in the background on a connection of their own (PASSIVE), so the writer's commits
+  do not stop for their fsyncs; the writer's own automatic checkpoint remains, at a higher threshold, as the
+  bound on the WAL's size.
+
+None of it changes what is stored: every column holds exactly what binding it directly would store.
 """
 
 from __future__ import annotations
@@ -31,6 +49,7 @@ import logging
 import math
 import os
 import sqlite3
+import urllib.parse
 import uuid
 import warnings
 from collections import deque
@@ -56,7 +75,10 @@ __all__ = [
     "ATTEMPT_FIELDS",
     "CSV_COLUMNS",
     "DEFAULT_BUSY_TIMEOUT_MS",
+    "DEFAULT_CHECKPOINT_ROWS",
     "DEFAULT_EXPORT_CHUNK",
+    "DEFAULT_MAX_DIMENSIONS",
+    "DEFAULT_WAL_AUTOCHECKPOINT_PAGES",
     "MIGRATIONS",
     "NO_KEY",
     "SCHEMA_VERSION",
@@ -400,6 +422,7 @@ def _might_hold_key(text: str) -> bool:
 
 
 _dim_key: Final = attrgetter(*_DIM_FIELDS)
+_STORABLE: Final = (str, int, float)  # what a text dimension may hold besides None (bound as sqlite3 does)
 _values: Final = attrgetter(*_VALUE_FIELDS)
 _attempt: Final = attrgetter(*ATTEMPT_FIELDS)
 # The scrubbed texts of a row (prompt preview, routing reason, attempts JSON), read in one C-level call.
@@ -477,7 +500,7 @@ class _RowEncoder:
         text = key[:_DIM_TEXT]
         nullable = tuple(v or None for v in key[_DIM_TEXT : _DIM_TEXT + _DIM_NULLABLE])
         for value in (*text, *nullable):
-            if value is not None and not isinstance(value, str | int | float):
+            if value is not None and not isinstance(value, _STORABLE):
                 raise TypeError(f"cannot store a {type(value).__name__} in a text column")
         flags = tuple(1 if v else 0 for v in key[_DIM_TEXT + _DIM_NULLABLE :])
         dim_id = self._next_id
@@ -2005,7 +2028,9 @@ def _checkpoint_wal(database: str) -> None:
 
     PASSIVE never waits for and never blocks the writer or the readers; it copies what it can.
     """
-    conn = sqlite3.connect(database, isolation_level=None, timeout=0)
+    # mode=rw: never create a database that has gone away meanwhile.
+    uri = f"file:{urllib.parse.quote(os.path.abspath(database))}?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
     try:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:

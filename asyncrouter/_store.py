@@ -1286,22 +1286,14 @@ class Tracker:
         Returns:
             True if the record was queued, False if it was dropped (or tracking is off).
         """
-        if not self._accepting:
-            return self._refuse()
-        queue = self._queue
-        assert queue is not None
-        try:
-            queued = queue.put_nowait(record)
-        except (BrokenResourceError, ClosedResourceError):
-            self._dropped += 1
-            return False
-        if queued:
-            self._note_enqueued()
-            return True
-        self._wake_writer()
+        queued = self._try_enqueue(record)
+        if queued is not None:
+            return queued
         if self._config.on_full == "drop":
             self._dropped += 1
             return False
+        queue = self._queue
+        assert queue is not None
         return await self._record_blocking(queue, record)
 
     async def _record_blocking(self, queue: _Queue, record: RequestRecord) -> bool:
@@ -1322,6 +1314,14 @@ class Tracker:
             True if queued; False if the queue was full (the record is dropped and counted, whatever
             ``on_full`` says) or tracking is off.
         """
+        queued = self._try_enqueue(record)
+        if queued is None:  # full: dropped and counted, whatever on_full says
+            self._dropped += 1
+            return False
+        return queued
+
+    def _try_enqueue(self, record: RequestRecord) -> bool | None:
+        """Queue *record* without waiting: True if queued, False if refused (closed), None if the queue is full."""
         if not self._accepting:
             return self._refuse()
         queue = self._queue
@@ -1335,8 +1335,7 @@ class Tracker:
             self._note_enqueued()
             return True
         self._wake_writer()
-        self._dropped += 1
-        return False
+        return None
 
     def _refuse(self) -> bool:
         if self.enabled:

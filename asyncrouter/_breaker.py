@@ -569,6 +569,11 @@ class _Gate(pybreaker.CircuitBreakerListener):
         reason = f"breaker open for {self._what()} ({count} consecutive failures{across}, retry in {retry:.1f} s)"
         return Rejection(alias, reason, self.name, self.kind, "open", retry)
 
+    def _settled(self, epoch: int) -> bool:
+        """Closed, as it was at admission, with no failure counted: a success would change nothing."""
+        storage = self.storage
+        return epoch == self.epoch and storage.state == _CLOSED == self._known and storage.counter == 0
+
     def settle(self, outcome: Outcome, *, epoch: int, token: int, alias: str, exc: BaseException | None) -> None:
         """Apply one recorded outcome."""
         if token:
@@ -813,6 +818,16 @@ class BreakerBoard:
         if model is None or provider is None:
             return outcome  # admitted while breakers were disabled
         token = admission._token
+        if (
+            outcome == "success"
+            and not token
+            and model._settled(admission._model_epoch)
+            and provider._settled(admission._provider_epoch)
+        ):
+            # The hot path: a reply through two closed breakers with no failures to forget. Nothing changes.
+            if self._events:
+                self._flush()
+            return outcome
         model.settle(outcome, epoch=admission._model_epoch, token=token, alias=admission.alias, exc=exc)
         provider.settle(outcome, epoch=admission._provider_epoch, token=token, alias=admission.alias, exc=exc)
         if self._events:

@@ -923,6 +923,8 @@ class Budget:
     @property
     def state(self) -> BudgetState:
         """Today's state (``normal``, ``warn``, ``downgrade`` or ``exhausted``)."""
+        if self._limit is None:
+            return "normal"  # without a cap the state never moves (and the engine asks on every request)
         self._current_day(self._clock.time())
         return self._state
 

@@ -24,7 +24,7 @@ from ._breaker import BreakerBoard
 from ._breaker_sync import BreakerSync
 from ._budget import Budget, Reservation
 from ._classifier import Classification, Classifier
-from ._clock import AnyioClock
+from ._clock import AnyioClock, deadline_now
 from ._config import Config, load_config, load_yaml
 from ._exceptions import (
     AllProvidersFailed,
@@ -116,19 +116,20 @@ class _Params:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def chat_request(self, model_id: str, messages: list[dict[str, Any]]) -> ChatRequest:
+        # positional, in ChatRequest's field order (once per provider call)
         return ChatRequest(
-            model_id=model_id,
-            messages=messages,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            stop=self.stop,
-            tools=self.tools,
-            tool_choice=self.tool_choice,
-            response_format=self.response_format,
-            seed=self.seed,
-            user=self.user,
-            extra=dict(self.extra),
+            model_id,
+            messages,
+            self.max_tokens,
+            self.temperature,
+            self.top_p,
+            self.stop,
+            self.tools,
+            self.tool_choice,
+            self.response_format,
+            self.seed,
+            self.user,
+            dict(self.extra) if self.extra else {},
         )
 
 
@@ -138,20 +139,21 @@ class _Ctx:
 
     request_id: str
     messages: list[dict[str, Any]]
+    prompt: str  # the last user turn's text (what the gates judge against and the tracker previews)
     params: _Params
     classification: Classification
     plan: Plan
     started: float
-    deadline: float  # loop time
+    deadline: float  # on deadline_now()
+    task_type: str
     attempts: list[Attempt] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     meta_cost: float = 0.0
     meta_in: int = 0
     meta_out: int = 0
-    task_type: str = ""
 
     def remaining(self) -> float:
-        return self.deadline - anyio.current_time()
+        return self.deadline - deadline_now()
 
 
 class Router:
@@ -226,6 +228,8 @@ class Router:
         self._meta_cache = MetaRouterCache(
             maxsize=self.config.meta_router_cache_size, ttl=self.config.meta_router_cache_ttl, clock=self.clock
         )
+        self._preview_chars = self.config.tracker.prompt_preview_chars
+        self._max_tries = self.config.retries.max_attempts
         self._open = False
 
     # -- construction -----------------------------------------------------------------------------------------
@@ -451,11 +455,15 @@ class Router:
         if not self._open:
             raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
         msgs = _normalise_messages(prompt, messages)
-        request_id = kw.pop("request_id", None) or os.urandom(16).hex()
-        params = self._params(kw)
+        if kw:
+            request_id = kw.pop("request_id", None) or os.urandom(16).hex()
+            params = self._params(kw)
+        else:  # the common call: a prompt and nothing else
+            request_id = os.urandom(16).hex()
+            params = _Params()
         c = self._classify(msgs, params)
         started = self.clock.monotonic()
-        deadline = anyio.current_time() + (timeout if timeout is not None else self.config.request_timeout)
+        deadline = deadline_now() + (timeout if timeout is not None else self.config.request_timeout)
         if self.budget.state == "exhausted" and self.config.budget.on_exhausted == "reject":
             st = self.budget.status()
             raise BudgetExceeded(
@@ -465,7 +473,8 @@ class Router:
                 limit=st.limit or 0.0,
             )
         plan = self._plan(c, model, params)
-        ctx = _Ctx(str(request_id), msgs, params, c, plan, started, deadline, task_type=c.task_type)
+        text = prompt if messages is None and prompt is not None else _last_user_text(msgs)
+        ctx = _Ctx(str(request_id), msgs, text, params, c, plan, started, deadline, c.task_type)
         if plan.needs_meta:
             ctx.plan = await self._meta_route(ctx)
         if ctx.plan.skipped:
@@ -477,7 +486,7 @@ class Router:
     async def _meta_route(self, ctx: _Ctx) -> Plan:
         c, plan = ctx.classification, ctx.plan
         blocked = self.breakers.snapshot()
-        prompt = _last_user_text(ctx.messages)
+        prompt = ctx.prompt
 
         def default(why: str) -> Plan:
             return self._planner.plan_default(
@@ -528,15 +537,16 @@ class Router:
         return cost_usd(self.prices[alias], ctx.classification.input_tokens, out)
 
     def _gate_input(self, ctx: _Ctx, reply: ChatResponse) -> GateInput:
+        params = ctx.params
         return GateInput(
-            prompt=_last_user_text(ctx.messages),
-            task_type=ctx.task_type,
-            content=reply.content,
-            finish_reason=reply.finish_reason,
-            tool_calls=reply.tool_calls,
-            tools_expected=_tools_expected(ctx.params.tools, ctx.params.tool_choice),
-            response_format=ctx.params.response_format,
-            system=_system_text(ctx.messages),
+            ctx.prompt,
+            ctx.task_type,
+            reply.content,
+            reply.finish_reason,
+            reply.tool_calls,
+            _tools_expected(params.tools, params.tool_choice) if params.tools else False,
+            params.response_format,
+            _system_text(ctx.messages) if len(ctx.messages) > 1 or ctx.messages[0].get("role") != "user" else None,
         )
 
     def _backoff(self, retry: int, error: ProviderError) -> float:
@@ -552,10 +562,11 @@ class Router:
         client = self._clients[alias]
         cfg = client.config
         price = self.prices[alias]
-        attempt = Attempt(model=alias, provider=cfg.provider, outcome="error")
+        attempt = Attempt(alias, cfg.provider, "error")
         t0 = self.clock.monotonic()
         last_error: ProviderError | None = None
-        max_tries = self.config.retries.max_attempts
+        max_tries = self._max_tries
+        retry = 0
         for retry in range(max_tries):
             remaining = ctx.remaining()
             if remaining <= 0:
@@ -608,12 +619,14 @@ class Router:
                 await self.budget.release(reservation)
                 raise
             else:
-                cost = cost_usd(price, reply.usage.input_tokens, reply.usage.output_tokens)
+                usage = reply.usage
+                cost = cost_usd(price, usage.input_tokens, usage.output_tokens)
                 await self.budget.settle(reservation, cost)
-                attempt.input_tokens += reply.usage.input_tokens
-                attempt.output_tokens += reply.usage.output_tokens
-                attempt.tokens_estimated = attempt.tokens_estimated or reply.usage.estimated
-                attempt.cost_usd += cost
+                # failed tries left no usage behind, so the successful one's figures are the attempt's
+                attempt.input_tokens = usage.input_tokens
+                attempt.output_tokens = usage.output_tokens
+                attempt.tokens_estimated = usage.estimated
+                attempt.cost_usd = cost
                 attempt.retries = retry
                 attempt.outcome = "ok"
                 attempt.latency_ms = (self.clock.monotonic() - t0) * 1000
@@ -637,10 +650,9 @@ class Router:
         return None, attempt
 
     async def _cascade(self, ctx: _Ctx) -> tuple[ChatResponse, Attempt, GateResult]:
-        chain = list(ctx.plan.chain)
-        if self.config.cascade.max_models is not None:
-            chain = chain[: self.config.cascade.max_models]
-        gate_escalates = self.config.cascade.enabled and not ctx.plan.pinned
+        cascade = self.config.cascade
+        chain = ctx.plan.chain if cascade.max_models is None else ctx.plan.chain[: cascade.max_models]
+        gate_escalates = cascade.enabled and not ctx.plan.pinned
         best: tuple[ChatResponse, Attempt, GateResult] | None = None
         min_context: int | None = None
         for alias in chain:
@@ -717,60 +729,68 @@ class Router:
         self, ctx: _Ctx, reply: ChatResponse | None, accepted: Attempt | None, gate: GateResult | None
     ) -> ResponseMeta:
         c = ctx.classification
-        total_in = sum(a.input_tokens for a in ctx.attempts) + ctx.meta_in
-        total_out = sum(a.output_tokens for a in ctx.attempts) + ctx.meta_out
+        plan = ctx.plan
+        attempts = ctx.attempts
+        total_in, total_out, cost, estimated = ctx.meta_in, ctx.meta_out, ctx.meta_cost, False
+        for a in attempts:
+            total_in += a.input_tokens
+            total_out += a.output_tokens
+            cost += a.cost_usd
+            estimated = estimated or a.tokens_estimated
+        # positional, in ResponseMeta's field order (the hot path: this runs once per request)
         return ResponseMeta(
-            request_id=ctx.request_id,
-            model=accepted.model if accepted else "",
-            provider=accepted.provider if accepted else "",
-            routing_layer=ctx.plan.layer,
-            routing_reason=ctx.plan.reason,
-            task_type=ctx.task_type,
-            complexity_score=c.complexity_score,
-            tier=ctx.plan.tier,
-            complexity=c.complexity,
-            category=c.category,
-            confidence=c.confidence,
-            profile=ctx.plan.profile,
-            input_tokens=total_in,
-            output_tokens=total_out,
-            tokens_estimated=any(a.tokens_estimated for a in ctx.attempts),
-            latency_ms=(self.clock.monotonic() - ctx.started) * 1000,
-            estimated_cost_usd=sum(a.cost_usd for a in ctx.attempts) + ctx.meta_cost,
-            attempts=ctx.attempts,
-            quality_passed=gate.passed if gate is not None else False,
-            finish_reason=reply.finish_reason if reply else None,
-            provider_request_id=reply.request_id if reply else None,
-            meta_router_cost_usd=ctx.meta_cost,
+            ctx.request_id,
+            accepted.model if accepted else "",
+            accepted.provider if accepted else "",
+            plan.layer,
+            plan.reason,
+            ctx.task_type,
+            c.complexity_score,
+            plan.tier,
+            c.complexity,
+            c.category,
+            c.confidence,
+            plan.profile,
+            total_in,
+            total_out,
+            estimated,
+            (self.clock.monotonic() - ctx.started) * 1000,
+            cost,
+            attempts,
+            gate.passed if gate is not None else False,
+            reply.finish_reason if reply else None,
+            reply.request_id if reply else None,
+            ctx.meta_cost,
         )
 
     def _record(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> RequestRecord:
-        prompt = _last_user_text(ctx.messages)
-        n = self.config.tracker.prompt_preview_chars
+        prompt = ctx.prompt
+        n = self._preview_chars
+        # positional, in RequestRecord's field order (the hot path: this runs once per request)
         return RequestRecord(
-            request_id=ctx.request_id,
-            timestamp=self.clock.time(),
-            status=status,  # type: ignore[arg-type]
-            prompt_preview=prompt[:n] if n > 0 else "",
-            prompt_hash=hashlib.blake2b(prompt.encode(), digest_size=16).hexdigest(),
-            task_type=meta.task_type,
-            tier=meta.tier,
-            complexity=meta.complexity,
-            category=meta.category,
-            complexity_score=meta.complexity_score,
-            routing_layer=meta.routing_layer,
-            routing_reason=meta.routing_reason,
-            model=meta.model or None,
-            provider=meta.provider or None,
-            input_tokens=meta.input_tokens,
-            output_tokens=meta.output_tokens,
-            latency_ms=meta.latency_ms,
-            cost_usd=meta.estimated_cost_usd,
-            attempts=list(meta.attempts),
-            error_type=type(error).__name__ if error is not None else None,
-            profile=meta.profile,
-            quality_passed=meta.quality_passed,
-            tokens_estimated=meta.tokens_estimated,
+            ctx.request_id,
+            self.clock.time(),
+            status,  # type: ignore[arg-type]
+            prompt[:n] if n > 0 else "",
+            hashlib.blake2b(prompt.encode(), digest_size=16).hexdigest(),
+            meta.task_type,
+            meta.tier,
+            meta.complexity,
+            meta.category,
+            meta.complexity_score,
+            meta.routing_layer,
+            meta.routing_reason,
+            meta.model or None,
+            meta.provider or None,
+            meta.input_tokens,
+            meta.output_tokens,
+            meta.latency_ms,
+            meta.estimated_cost_usd,
+            list(meta.attempts),
+            type(error).__name__ if error is not None else None,
+            meta.profile,
+            meta.quality_passed,
+            meta.tokens_estimated,
         )
 
     async def _track(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> None:

@@ -212,8 +212,12 @@ def _transport_error(exc: BaseException, *, provider: str, model: str, streaming
 
 @functools.lru_cache(maxsize=64)
 def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """A timeout for a whole non-streamed call; cached, since most calls use their model's fixed timeout."""
-    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
+    """A timeout for a whole non-streamed call; cached, since most calls use their model's fixed timeout.
+
+    The TCP connect gets its own bound (``sock_connect``), but not the wait for a free pooled connection
+    (aiohttp's ``connect`` includes it): a big batch queueing for the pool is not a provider timing out.
+    """
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
 
 
 def _encode(body: Mapping[str, Any], headers: Mapping[str, str], accept: str) -> tuple[bytes, dict[str, str]]:
@@ -328,8 +332,10 @@ class HTTPClient:
         """
         session = self._require()
         data, hdrs = _encode(body, headers, accept)
+        # The pool wait plus the connect are bounded by the attempt's timeout, the TCP connect alone by
+        # DEFAULT_CONNECT_TIMEOUT, and then each read by the timeout again (inactivity).
         client_timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT), sock_read=timeout
+            total=None, connect=timeout, sock_connect=min(timeout, DEFAULT_CONNECT_TIMEOUT), sock_read=timeout
         )
         try:
             cm = session.post(url, data=data, headers=hdrs, timeout=client_timeout)

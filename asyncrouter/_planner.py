@@ -174,9 +174,9 @@ class Planner:
         self.strength = {m.name: model_strength(m, self._rank_by_price) for m in config.models}
         self.cheapest_first = [m.name for m in by_price]
         self.default = config.default_alias
-        self._windows = (
-            [m.context_window for m in config.models] if any(m.context_window for m in config.models) else []
-        )
+        windows = [m.context_window for m in config.models if m.context_window is not None]
+        #: the smallest context window: a request needing more tokens than that is too big for some model
+        self._smallest_window: int | None = min(windows) if windows else None
         self._memo: dict[tuple[object, ...], Plan] = {}
         self._tagged: dict[str, list[str]] = {}
         for m in by_price:
@@ -293,7 +293,7 @@ class Planner:
             budget_state,
             tools,
             # which context windows are too small (and then the exact size, which the skip reason quotes)
-            any(cw is not None and needed > cw for cw in self._windows) and needed,
+            self._smallest_window is not None and needed > self._smallest_window and needed,
             tuple(sorted(blocked.items())) if blocked else (),
         )
         hit = self._memo.get(key)

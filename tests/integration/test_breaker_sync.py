@@ -281,6 +281,8 @@ async def test_failed_trial_reopens_everywhere_and_provider_breakers_travel_too(
         await eventually(lambda: set(board_b.snapshot()) >= {"mini", "spare"}, "b rejects the whole endpoint")
         assert "provider 'openai:http://a' (opened by a:" in board_b.snapshot()["spare"]
         assert "big" not in board_b.snapshot()
+        # b can hear a's message before a's own publish call returns and counts it: wait for a's side first.
+        await sync_a.flush()
         assert sync_a.published == 2  # mini's close from force_close and big's open were not local: not sent
 
 

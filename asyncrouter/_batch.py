@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any, TypeAlias
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._models import Response
 
@@ -55,7 +55,7 @@ async def iter_batch(
     send, receive = anyio.create_memory_object_stream[tuple[int, Response | BaseException]](concurrency)
     done = 0
 
-    async def worker(out: ObjectSendStream[tuple[int, Response | BaseException]]) -> None:
+    async def worker(out: MemoryObjectSendStream[tuple[int, Response | BaseException]]) -> None:
         async with out:
             for index, item in source:  # a shared iterator: each worker pulls the next item lazily
                 try:
@@ -64,7 +64,15 @@ async def iter_batch(
                     if not return_exceptions:
                         raise
                     result = exc
-                await out.send((index, result))
+                # The buffer holds one result per worker, so it has room unless the consumer is behind; only
+                # then wait. (send() would first yield to the event loop: one extra loop pass per item.)
+                try:
+                    try:
+                        out.send_nowait((index, result))
+                    except anyio.WouldBlock:
+                        await out.send((index, result))
+                except anyio.BrokenResourceError:
+                    return  # the consumer is gone (it stopped early or is being cancelled): nothing to deliver to
 
     async with anyio.create_task_group() as tg:
         async with send:
@@ -72,7 +80,17 @@ async def iter_batch(
                 tg.start_soon(worker, send.clone())
         async with receive:
             try:
-                async for index, result in receive:
+                while True:
+                    # Take what is ready without a trip through the event loop; wait only when nothing is.
+                    try:
+                        index, result = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            index, result = await receive.receive()
+                        except anyio.EndOfStream:
+                            break
+                    except anyio.EndOfStream:
+                        break
                     done += 1
                     if on_progress is not None:
                         ret = on_progress(done, total)

@@ -15,6 +15,11 @@ The same load generator also drives the fake fleet directly, alternating with th
 rate is the ceiling of this machine for the same requests, so the server's rate is reported against it too
 (medians over rounds). Target: at least 1,000 requests/s with zero
 errors. When ``asyncrouter.server`` has no ``serve`` yet, the benchmark is skipped with a note.
+
+With ``wrk`` on the PATH (Debian: ``apt-get install wrk``) it is the load generator instead, with the same
+bodies, headers, connections and error checks (a Lua script; a body without ``choices`` is an error): a load
+generator in C spends about a tenth of the CPU per request of a Python one, which on a 2-core machine is CPU
+the server and the fleet get back. ``--load python`` forces the aiohttp generator; the result says which ran.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import importlib
 import json
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +73,10 @@ QUICK_REQUESTS: Final = 600
 QUICK_ROUNDS: Final = 1
 QUICK_WARMUP: Final = 100
 CONCURRENCY: Final = 64
+#: seconds each wrk run lasts (wrk runs for a duration, not a count); the warm-up is shorter
+WRK_SECONDS: Final = 8
+QUICK_WRK_SECONDS: Final = 2
+WRK_WARMUP_SECONDS: Final = 2
 
 
 def load_serve() -> Callable[..., Awaitable[None]] | str:
@@ -147,8 +158,84 @@ async def _load(
     }
 
 
+_WRK_SCRIPT: Final = """
+wrk.method = "POST"
+local bodies = {%(bodies)s}
+local i = 0
+bad = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, nil, bodies[(i %% #bodies) + 1])
+end
+response = function(status, headers, body)
+  if status ~= 200 or not string.find(body, '"choices"', 1, true) then bad = bad + 1 end
+end
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
+done = function(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, "bad": %%d, ' ..
+    '"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), bad,
+    e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for this ASCII-safe text
+
+
+def _wrk(
+    url: str,
+    body_for: Callable[[str], dict[str, Any]],
+    headers: dict[str, str],
+    *,
+    seconds: int,
+    concurrency: int,
+    tmp: str,
+) -> dict[str, Any]:
+    """wrk against *url* for *seconds* with *concurrency* connections on one thread; the same result shape."""
+    bodies = ", ".join(_lua_string(json.dumps(body_for(p), ensure_ascii=True)) for p in PROMPTS)
+    script = os.path.join(tmp, "load.lua")
+    Path(script).write_text(_WRK_SCRIPT % {"bodies": bodies}, encoding="utf-8")
+    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script]
+    for k, v in {"Content-Type": "application/json", **headers}.items():
+        argv += ["-H", f"{k}: {v}"]
+    # -H sets the headers of wrk.format(nil, ...) in the script (the script sets the method)
+    proc = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60, check=False)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    r = json.loads(line[len("RESULT ") :])
+    n, secs = r["requests"], r["duration_us"] / 1e6
+    errors = {k: r[k] for k in ("bad", "connect", "read", "write", "timeout") if r[k]}
+    return {
+        "requests": n,
+        "seconds": round(secs, 3),
+        "requests_per_s": round(n / secs, 1),
+        "p50_ms": round(r["p50_us"] / 1000, 3),
+        "p99_ms": round(r["p99_us"] / 1000, 3),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+    }
+
+
 async def _drive(
-    server_url: str, key: str, fleet: FleetProcess, *, n: int, rounds: int, warmup: int
+    server_url: str,
+    key: str,
+    fleet: FleetProcess,
+    *,
+    n: int,
+    rounds: int,
+    warmup: int,
+    wrk_seconds: int | None = None,
+    tmp: str = "",
 ) -> dict[str, list[dict[str, Any]]]:
     def server_body(prompt: str) -> dict[str, Any]:
         return {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
@@ -162,6 +249,18 @@ async def _drive(
     server_headers = {"Authorization": f"Bearer {key}"}
     server_endpoint = f"{server_url}/v1/chat/completions"
     fleet_endpoint = f"{cheap['base_url']}/chat/completions"
+    if wrk_seconds is not None:
+        targets = (
+            ("server", server_endpoint, server_body, server_headers),
+            ("fleet direct", fleet_endpoint, fleet_body, fleet_headers),
+        )
+        for _, url, body_for, headers in targets:
+            _wrk(url, body_for, headers, seconds=WRK_WARMUP_SECONDS, concurrency=CONCURRENCY, tmp=tmp)
+        runs: dict[str, list[dict[str, Any]]] = {"server": [], "fleet direct": []}
+        for _ in range(rounds):
+            for name, url, body_for, headers in targets:
+                runs[name].append(_wrk(url, body_for, headers, seconds=wrk_seconds, concurrency=CONCURRENCY, tmp=tmp))
+        return runs
     await _load(server_endpoint, server_body, server_headers, n=warmup, concurrency=CONCURRENCY)
     await _load(fleet_endpoint, fleet_body, fleet_headers, n=warmup, concurrency=CONCURRENCY)
     out: dict[str, list[dict[str, Any]]] = {"server": [], "fleet direct": []}
@@ -172,12 +271,16 @@ async def _drive(
     return out
 
 
-def run(quick: bool = False) -> Result:
+def run(quick: bool = False, load: str = "auto") -> Result:
     """Measure the OpenAI-compatible server's throughput; see the module docstring.
 
     Args:
         quick: a few hundred requests (a smoke run).
+        load: ``"wrk"``, ``"python"`` (the aiohttp load generator), or ``"auto"``: wrk when it is on the PATH.
     """
+    use_wrk = load == "wrk" or (load == "auto" and shutil.which("wrk") is not None)
+    if load == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not on the PATH (Debian: apt-get install wrk)")
     n, rounds, warmup = (
         (QUICK_REQUESTS, QUICK_ROUNDS, QUICK_WARMUP) if quick else (DEFAULT_REQUESTS, DEFAULT_ROUNDS, DEFAULT_WARMUP)
     )
@@ -197,7 +300,19 @@ def run(quick: bool = False) -> Result:
         )
         child = ["-m", "benchmarks.bench_server", "--serve-config", config_path]
         with ChildProcess(child, env={KEY_ENV: key}) as server:
-            out = anyio.run(lambda: _drive(str(server.info["url"]), key, fleet, n=n, rounds=rounds, warmup=warmup))
+            wrk_seconds = (QUICK_WRK_SECONDS if quick else WRK_SECONDS) if use_wrk else None
+            out = anyio.run(
+                lambda: _drive(
+                    str(server.info["url"]),
+                    key,
+                    fleet,
+                    n=n,
+                    rounds=rounds,
+                    warmup=warmup,
+                    wrk_seconds=wrk_seconds,
+                    tmp=tmp,
+                )
+            )
     s, f = out["server"], out["fleet direct"]
     error_kinds: dict[str, int] = {}
     for r in s:
@@ -221,10 +336,14 @@ def run(quick: bool = False) -> Result:
             "x",
         ),
     ]
+    generator = (
+        f"wrk (1 thread, {CONCURRENCY} connections, {wrk_seconds} s per run)"
+        if wrk_seconds is not None
+        else f"{n:,} requests per run from {CONCURRENCY} workers on one aiohttp session"
+    )
     notes = [
-        f"{rounds} round(s) of {n:,} requests to each, alternating, after {warmup} warm-up; {CONCURRENCY} workers "
-        f"on one aiohttp session; medians over rounds; load generator, server and fleet each in its own process "
-        f"({os.cpu_count()} CPUs shared)",
+        f"load generator: {generator}; {rounds} round(s) to each, alternating, after a warm-up; medians over "
+        f"rounds; load generator, server and fleet each in its own process ({os.cpu_count()} CPUs shared)",
         "server: asyncrouter.server.serve(config) with a bearer key, Router tracking on (SQLite file)",
     ]
     if error_kinds:
@@ -238,12 +357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a few hundred requests (a smoke run)")
     parser.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT")
+    parser.add_argument(
+        "--load", choices=("auto", "wrk", "python"), default="auto", help="the load generator (auto: wrk if installed)"
+    )
     parser.add_argument("--serve-config", metavar="CONFIG_JSON", help=argparse.SUPPRESS)  # the server child
     args = parser.parse_args(argv)
     if args.serve_config:
         asyncio.run(_serve_router(json.loads(Path(args.serve_config).read_text(encoding="utf-8"))))
         return 0
-    result = run(quick=args.quick)
+    result = run(quick=args.quick, load=args.load)
     print(format_result(result))
     if args.json:
         write_json(args.json, {"environment": environment(), "results": [result]})

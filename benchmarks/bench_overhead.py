@@ -20,6 +20,11 @@ order, after a warm-up:
 Overhead is router p50 minus raw p50 of the same round; the figure is the median over rounds (the machine is
 shared). Target: 150 us at p50 with tracking on. Then the router path runs under :mod:`cProfile` (and the raw
 path, for comparison): the result's ``details.profile`` lists where the time goes, per request.
+
+Last, a count that the machine's load cannot move: the Python bytecodes each path executes per request
+(:class:`benchmarks._common.BytecodeCounter`), raw against the router, by area. It leaves out C work (regex,
+JSON, sockets) and the SQLite writer's thread, so it is a guide to the Python-level cost, not a timing; it is
+taken with tracking off, because tracing slows requests ~50x and the writer's batches would shrink with them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ if __package__ in (None, ""):  # run as a file: make the `benchmarks` package im
 from asyncrouter import Router
 from benchmarks._common import (
     PROMPTS,
+    BytecodeCounter,
     FleetProcess,
     Result,
     area_diff,
@@ -64,6 +70,8 @@ DEFAULT_ROUNDS: Final = 5
 DEFAULT_ITERATIONS: Final = 1000
 DEFAULT_WARMUP: Final = 200
 DEFAULT_PROFILE_CALLS: Final = 2000
+#: requests per variant whose bytecodes are counted (the count is exact; tracing is ~50x slower)
+DEFAULT_COUNT_CALLS: Final = 200
 QUICK_ROUNDS: Final = 1
 QUICK_ITERATIONS: Final = 150
 QUICK_WARMUP: Final = 30
@@ -127,6 +135,15 @@ async def _profiled(call: Call, prompts: Sequence[str], calls: int) -> dict[str,
     return profile_summary(pstats.Stats(profiler), calls, top=PROFILE_TOP)
 
 
+async def _counted(call: Call, prompts: Sequence[str], calls: int) -> dict[str, float]:
+    """Python bytecodes per request, by area."""
+    counter = BytecodeCounter()
+    with counter.enabled():
+        for i in range(calls):
+            await call(prompts[i % len(prompts)])
+    return {area: n / calls for area, n in sorted(counter.by_area.items(), key=lambda kv: -kv[1])}
+
+
 async def _bench(
     fleet: FleetProcess, tmp: str, *, rounds: int, iterations: int, warmup: int, profile_calls: int
 ) -> Result:
@@ -185,6 +202,10 @@ async def _bench(
             name: await _profiled(variants[name], prompts, profile_calls)
             for name in ("raw", "pinned, tracking off", "pinned, tracking on")
         }
+        bytecodes = {
+            name: await _counted(variants[name], prompts, min(DEFAULT_COUNT_CALLS, profile_calls))
+            for name in ("raw", "pinned, tracking off", "raw auto", "auto, tracking off")
+        }
 
     def p50(name: str) -> float:
         return median(x[0] for x in per_round[name])
@@ -212,6 +233,16 @@ async def _bench(
         figures.append(
             figure(f"aroute {name}: client CPU overhead per request", cpu, "us", target=TARGET_OVERHEAD_US, op="<=")
         )
+    for name, base in (("pinned, tracking off", "raw"), ("auto, tracking off", "raw auto")):
+        router_ops, raw_ops = sum(bytecodes[name].values()), sum(bytecodes[base].values())
+        figures.append(figure(f"Python bytecodes per request: {base}", raw_ops, "ops"))
+        figures.append(figure(f"Python bytecodes per request: aroute {name}", router_ops, "ops"))
+        figures.append(figure(f"bytecodes per request: aroute {name} / {base}", router_ops / raw_ops, "x"))
+    ops_diff = {
+        k: round(bytecodes["pinned, tracking off"].get(k, 0.0) - bytecodes["raw"].get(k, 0.0))
+        for k in set(bytecodes["pinned, tracking off"]) | set(bytecodes["raw"])
+    }
+    ops_diff = dict(sorted(ops_diff.items(), key=lambda kv: -kv[1]))
     profile_off, profile_on = profiles["pinned, tracking off"], profiles["pinned, tracking on"]
     router_minus_raw = area_diff(profile_off, profiles["raw"])
     tracking_cost = area_diff(profile_on, profile_off)
@@ -227,6 +258,9 @@ async def _bench(
         f"profile (cProfile, us/request; it inflates absolute times, use the ranking): router (tracking off) "
         f"minus raw, by area: {top(router_minus_raw)}",
         f"profile: tracking on minus tracking off, by area: {top(tracking_cost, 5)}",
+        "bytecodes per request (tracking off: under tracing the writer's batches shrink, so a tracking-on count "
+        "would overstate it), router (pinned) minus raw, by area: "
+        + ", ".join(f"{k} {v:+d}" for k, v in list(ops_diff.items())[:10]),
         "profile: top asyncrouter functions by own time (us/request): "
         + "; ".join(f"{row['function']} {row['tottime_us']}" for row in profile_off["top_asyncrouter_tottime"][:10]),
     ]
@@ -237,6 +271,7 @@ async def _bench(
         "per_round_us": {k: [[round(a, 2), round(b, 2)] for a, b in v] for k, v in per_round.items()},
         "auto_models": auto_model,
         "tracker": tracked,
+        "bytecodes_per_request_by_area": bytecodes,
         "profile": {
             **profiles,
             "router_minus_raw_by_area_us": router_minus_raw,

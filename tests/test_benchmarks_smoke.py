@@ -180,6 +180,22 @@ def test_quick_suite_reports_every_benchmark(tmp_path: Path) -> None:
         assert any(f["target"] is not None for f in result["figures"]), name
     budget_metrics = {f["metric"] for f in results["budget"]["figures"]}
     assert ("redis: reserve+settle" in budget_metrics) == (shutil.which("redis-server") is not None)
+    # the server is driven by wrk exactly when it is installed, and every request it sent was answered well
+    assert ("load generator: wrk" in results["server"]["notes"][0]) == (shutil.which("wrk") is not None)
+    assert {f["metric"]: f["value"] for f in results["server"]["figures"]}["server errors"] == 0
     table = md.read_text(encoding="utf-8")
     rows = sum(len(r["figures"]) + bool(r["skipped"]) for r in results.values())
     assert table.count("\n| ") - 1 == rows  # one row per figure and per skip, plus the header
+
+
+@pytest.mark.slow
+def test_server_benchmark_with_the_python_load_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    bench_server = importlib.import_module("benchmarks.bench_server")
+    result = bench_server.run(quick=True, load="python")
+    assert "aiohttp session" in result["notes"][0]
+    figures = {f["metric"]: f for f in result["figures"]}
+    assert figures["server errors"]["value"] == 0
+    assert figures["server requests/s (C=64)"]["value"] > 0
+    for f in result["figures"]:
+        _check_figure(f)

@@ -140,6 +140,7 @@ class _Ctx:
     request_id: str
     messages: list[dict[str, Any]]
     prompt: str  # the last user turn's text (what the gates judge against and the tracker previews)
+    system: str | None  # the system prompt(s), for the gates
     params: _Params
     classification: Classification
     plan: Plan
@@ -473,8 +474,11 @@ class Router:
                 limit=st.limit or 0.0,
             )
         plan = self._plan(c, model, params)
-        text = prompt if messages is None and prompt is not None else _last_user_text(msgs)
-        ctx = _Ctx(str(request_id), msgs, text, params, c, plan, started, deadline, c.task_type)
+        if messages is None:  # a bare prompt: one user message, no system prompt
+            text, system = msgs[0]["content"], None
+        else:
+            text, system = _last_user_text(msgs), _system_text(msgs)
+        ctx = _Ctx(str(request_id), msgs, text, system, params, c, plan, started, deadline, c.task_type)
         if plan.needs_meta:
             ctx.plan = await self._meta_route(ctx)
         if ctx.plan.skipped:
@@ -546,7 +550,7 @@ class Router:
             reply.tool_calls,
             _tools_expected(params.tools, params.tool_choice) if params.tools else False,
             params.response_format,
-            _system_text(ctx.messages) if len(ctx.messages) > 1 or ctx.messages[0].get("role") != "user" else None,
+            ctx.system,
         )
 
     def _backoff(self, retry: int, error: ProviderError) -> float:

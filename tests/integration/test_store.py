@@ -315,6 +315,26 @@ async def test_a_partial_batch_is_flushed_after_the_interval_without_moving_the_
     assert fake_clock.sleeps == []
 
 
+async def test_a_batch_keeps_lingering_when_the_insert_before_it_ends(file_path: str, fake_clock: FakeClock) -> None:
+    # Records that arrive while an insert is in flight wait for a fuller batch (or the interval, or a flush):
+    # the insert ending must not cut their linger short, or a steady low rate is written a record or two per
+    # transaction.
+    big = 20_000  # an insert long enough to record into while it runs
+    async with tracker_for(file_path, fake_clock, batch_size=50_000, queue_size=50_000, flush_interval=60) as tracker:
+        for i in range(big):
+            assert tracker.record_nowait(make_record(i))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tracker.flush)  # the writer takes all of them, encodes them and launches the insert
+            await wait_until(lambda: tracker.queued == 0)
+            for i in (big, big + 1):
+                await tracker.record(make_record(i))  # arrive while the big insert runs
+        await anyio.sleep(0.2)  # the big insert has ended by now (the flush returned)
+        assert (tracker.flushes, tracker.written) == (1, big)  # the two newcomers still linger
+        await tracker.flush()
+        assert (tracker.flushes, tracker.written) == (2, big + 2)
+    assert count_rows(file_path) == big + 2
+
+
 async def test_queries_see_what_was_recorded_before_them(db_path: str, fake_clock: FakeClock, tmp_path: Path) -> None:
     # A batch that would linger for a minute: only the queries' own flush can make these rows visible.
     async with tracker_for(db_path, fake_clock, batch_size=1000, flush_interval=60) as tracker:

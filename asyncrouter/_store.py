@@ -1480,9 +1480,9 @@ class Tracker:
                     marker.done.set()
                 started.set()
                 done.set()
-                # A lingering writer is not woken here: at a low rate that would turn every record into a
-                # transaction of its own (a thread hand-off and a commit each), the dominant cost of tracking
-                # at concurrency 1. It goes ahead when its batch fills, the interval ends, or a flush asks.
+                # A lingering writer is not woken here: the records that arrived during this insert would go
+                # out at once in a small transaction of their own (a thread hand-off and a commit each). It
+                # goes ahead when its batch fills, the interval ends, or a flush asks.
 
     def _hold(self, item: _Item) -> None:
         if type(item) is _Marker:

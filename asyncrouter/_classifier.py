@@ -14,7 +14,9 @@ How it stays fast. Everything is compiled once, in ``Classifier.__init__``:
   prompt is lower-cased once and split into words (ASCII prompts as bytes: ``bytes.translate`` + ``split``, a
   table lookup per character; one precompiled regex otherwise), and one C-level ``frozenset.intersection``
   finds every distinct keyword, so a word matches only as a whole word ("important" never counts as "import")
-  and only once per prompt. Past :data:`DEFAULT_SCAN_CHARS`, only the head and tail are looked up;
+  and only once per prompt. Past :data:`DEFAULT_SCAN_CHARS`, only the head and tail are looked up. The stop
+  words that tell the Latin-script languages apart are left out of the ASCII table: only the ``language`` field
+  reads them, so they are counted (one intersection per language) when it is first read;
 * multi-word phrases and word-start stems run as **one** trie-shaped alternation regex per script family
   (ASCII prompts get an ASCII-only one), anchored at word starts, over the *instruction region* (the whole
   prompt, or its head and tail when long);
@@ -22,8 +24,13 @@ How it stays fast. Everything is compiled once, in ``Classifier.__init__``:
   hundreds of first characters are bucketed behind lookaheads, only when the prompt has such characters;
 * code fences, code syntax, arithmetic, list items, question marks and separators come from a few structural
   regexes over the same region, skipped at once for plain prose;
+* the scoring is straight-line code over locals: the weights it reads come out of the accumulator in one
+  ``itemgetter`` call, the complexity terms in another (``compress`` skips the zero ones), a zero test skips a
+  term that would add nothing, and the work that only rare prompts need (a system prompt, pasted material, a
+  label override) sits behind one test;
 * the result is filled in as a mutable draft and becomes a frozen :class:`Classification` by a class
-  assignment, and its ``signals`` are formatted only when read (routing never reads them).
+  assignment; its ``signals`` are formatted, and the ``language`` of a Latin-script prompt settled, only when
+  read (routing reads neither).
 
 Length is measured in estimated tokens (:func:`asyncrouter._tokens.estimate_tokens`), which counts CJK text
 by characters, not whitespace words.
@@ -53,12 +60,14 @@ mmrouter labels them: a request for a proof or a derivation is ``complex``.
 
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Final, cast
+from itertools import compress
+from math import log2
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
 
 from ._exceptions import ConfigError
 from ._tokens import estimate_messages_tokens, estimate_tokens, message_text
@@ -91,7 +100,11 @@ _FORMAT, _REFERENCE, _DOMAIN, _SIMPLE, _NEGATION, _ANALYSIS, _EXPLAIN, _MATH = r
 _FACT, _TRANSLATE, _SUMMARY, _DEPTH, _BREVITY, _SMALL, _MEDIUM, _LARGE = range(16, 24)
 _LANG_EN, _LANG_DE, _LANG_ES, _LANG_PT, _LANG_FR = range(24, 29)
 _NAMING, _SUGGEST, _PROOF = range(29, 32)
-_NDIM: Final = 32
+# Not a weight: how many distinct reasoning markers the user's text holds (two or more force tier "reasoning").
+# Every keyword of reasoning_markers carries a 1.0 here too, so counting them costs no separate pass.
+_MARKERS: Final = 32
+_NDIM: Final = 33
+_NO_WEIGHTS: Final = (0.0,) * _NDIM
 
 #: Names of the keyword dimensions, in index order; the keys ``extra_keywords`` accepts.
 DIMENSIONS: Final[tuple[str, ...]] = (
@@ -132,6 +145,7 @@ _LANG_DIMS: Final = {
     "lang_fr": _LANG_FR,
 }
 _LATIN_LANGS: Final = ("en", "de", "es", "pt", "fr")
+_LATIN_LANG_DIMS: Final = slice(_LANG_EN, _LANG_FR + 1)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Keyword tables: dimension -> language -> "entry|entry|...".
@@ -856,6 +870,7 @@ _LATIN_HINTS: Final = (
     ("ç", _LANG_PT, 0.5),
     ("ç", _LANG_FR, 0.5),
 )
+_LATIN_HINT_CHARS: Final = frozenset("".join(chars for chars, _, _ in _LATIN_HINTS))
 _WORD_BOUNDARY_AFTER = f"(?![{_WORD_CHARS}])"
 
 _WORD_BOUNDARY_BEFORE = f"(?<![{_WORD_CHARS}])"
@@ -885,10 +900,6 @@ _PTS_WORDS_800: Final = 1.26  # 800 words or more
 _BODY_WEIGHT: Final = 0.25  # keywords seen only in the middle of a long prompt (pasted material) count less
 _SYSTEM_WEIGHT: Final = 0.3  # the system prompt adds format/constraint/role signals, not the task itself
 _LANG_LENGTH_FACTOR: Final = {"zh": 0.75, "ja": 0.65, "ko": 0.6}
-# Factual evidence: (dimension, score per unit of keyword weight, cap on the weight counted).
-_FACTUAL_TERMS: Final = {_SIMPLE: (0.9, 3.0), _FACT: (0.9, 3.0), _TRANSLATE: (1.6, 2.0), _SUMMARY: (1.6, 2.0)}
-_FACTUAL_W: Final = [_FACTUAL_TERMS[d][0] if d in _FACTUAL_TERMS else 0.0 for d in range(_NDIM)]
-_FACTUAL_CAP: Final = [_FACTUAL_TERMS[d][1] if d in _FACTUAL_TERMS else 0.0 for d in range(_NDIM)]
 # Linear complexity terms: (dimension, points per unit of keyword weight, cap on the weight counted).
 _PTS_TERMS: Final = {
     _REASONING: (0.74, 2.0),
@@ -907,16 +918,52 @@ _PTS_TERMS: Final = {
     _IMPERATIVE: (0.24, 3.0),
     _NEGATION: (0.24, 2.0),
 }
-# The same as lists indexed by dimension: the per-request loop reads them without hashing.
-_PTS_W: Final = [_PTS_TERMS[d][0] if d in _PTS_TERMS else 0.0 for d in range(_NDIM)]
-_PTS_CAP: Final = [_PTS_TERMS[d][1] if d in _PTS_TERMS else 0.0 for d in range(_NDIM)]
+# The same, in dimension order, for one C-level pass: _pts_values(acc) reads the fifteen weights at once,
+# compress() skips the zero ones (most of them), and the loop adds the rest in dimension order.
+_PTS_DIMS: Final = tuple(sorted(_PTS_TERMS))
+_pts_values: Final = itemgetter(*_PTS_DIMS)
+_PTS_W_CAP: Final = tuple(_PTS_TERMS[d] for d in _PTS_DIMS)
+# The weights the category, tier and task type read (Classifier.classify unpacks them in this order).
+_scored_values: Final = itemgetter(
+    _CODE,
+    _TECHNICAL,
+    _CREATIVE,
+    _IMPERATIVE,
+    _NAMING,
+    _SUGGEST,
+    _MATH,
+    _EXPLAIN,
+    _ANALYSIS,
+    _REASONING,
+    _SIMPLE,
+    _FACT,
+    _TRANSLATE,
+    _SUMMARY,
+    _MEDIUM,
+    _PROOF,
+    _MARKERS,
+)
 _PTS_SPAN: Final = _PTS_COMPLEX_FROM - _PTS_SIMPLE_BELOW
 _SCORE_BAND: Final = DEFAULT_COMPLEX_THRESHOLD - DEFAULT_SIMPLE_THRESHOLD
 _SCORE_MEDIUM_TOP: Final = DEFAULT_COMPLEX_THRESHOLD - 0.001
 _SCORE_SIMPLE_TOP: Final = DEFAULT_SIMPLE_THRESHOLD - 0.001
 _EDGE_UNIT: Final = _PTS_SPAN / 2.15  # confidence keeps the calibration it had on the earlier 2.15-point band
 _LOG_FLOOR: Final = -1.0
+_CONFIDENCE_CLEAR: Final = 0.35 + 0.4 * 1.0  # the confidence's base and margin term, for a clear winner
 _MESSAGE_OVERHEAD: Final = estimate_messages_tokens([{"content": ""}])  # tokens a message costs beyond its text
+_HALF_REGION: Final = DEFAULT_REGION_CHARS // 2
+_NO_STRUCTURE: Final = (0, 0, 0, 0, 0, 0)  # fences, syntax, math, list items, numbers, words asked for: plain prose
+
+
+def _length_points(units: float) -> float:
+    """Complexity points for the length of the instruction: 0.9 * log2(units / 25 tokens), clamped, scaled."""
+    v = 0.9 * log2(units / 25.0) if units > 1.0 else _LOG_FLOOR
+    return _PTS_LENGTH * (-1.0 if v < -1.0 else 2.5 if v > 2.5 else v)
+
+
+# The length points of every whole number of tokens a short prompt can have, computed once by the same function:
+# a float key equal to an int finds the same entry, so only discounted (fractional) lengths call log2.
+_LENGTH_POINTS: Final[dict[float, float]] = {units: _length_points(units) for units in range(256)}
 
 
 def _parse_entries(spec: str) -> Iterable[tuple[str, float]]:
@@ -1043,6 +1090,7 @@ class Classification(_ClassificationSlots):
         signals: the human-readable signals that decided it, e.g. ``("reasoning_markers:2", "lang:de")``. Built
             on first access: routing never reads them, so a request does not pay for formatting them.
         language: detected language of the last user turn: en, zh, ja, ko, ru, de, es, pt, fr, hi, ar, other.
+            Which Latin-script language (en, de, es, pt, fr) is settled on first access, for the same reason.
         input_tokens: estimated input tokens of the whole chat (:func:`estimate_messages_tokens`).
 
     .. versionadded:: 0.1.0
@@ -1064,17 +1112,19 @@ class Classification(_ClassificationSlots):
     if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any attribute name
 
         def __getattr__(self, name: str) -> Any:
-            # Only reached when normal lookup fails: the ``signals`` slot of a classification fresh from
-            # Classifier.classify. Format them once and store them (the slot's descriptor bypasses frozenness).
-            if name != "signals":
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            try:
-                evidence = _EVIDENCE.__get__(self)
-            except AttributeError:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
-            signals = _format_signals(*evidence)
-            _SET_SIGNALS(self, signals)
-            return signals
+            # Only reached when normal lookup fails: a slot that Classifier.classify leaves to be filled in on
+            # first read, from the evidence it keeps: ``signals`` always, ``language`` for Latin-script prompts.
+            # The value is computed once and stored (the slot's descriptor bypasses frozenness).
+            if name == "signals":
+                value: Any = _format_signals(self.language, *_kept_evidence(self, name))
+                _SET_SIGNALS(self, value)
+                return value
+            if name == "language":
+                _, acc, _, _, _, _, _, uncounted, stop_words = _kept_evidence(self, name)
+                value = _latin_language(acc, uncounted, stop_words)
+                _SET_LANGUAGE(self, value)
+                return value
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getstate__(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
@@ -1103,33 +1153,46 @@ class Classification(_ClassificationSlots):
 # by Classification.__setattr__, which they bypass).
 _CLASSIFICATION_SLOTS: Final = tuple(getattr(Classification, f.name).__set__ for f in fields(Classification))
 _SET_SIGNALS: Final = _ClassificationSlots.__dict__["signals"].__set__
+_SET_LANGUAGE: Final = _ClassificationSlots.__dict__["language"].__set__
 _EVIDENCE: Final = _ClassificationSlots.__dict__["_evidence"]
 _new_object = object.__new__
+
+
+def _kept_evidence(c: Classification, name: str) -> tuple[Any, ...]:
+    """What Classifier.classify kept to fill in ``name`` on first read (an AttributeError when nothing was kept)."""
+    try:
+        evidence: tuple[Any, ...] = _EVIDENCE.__get__(c)
+    except AttributeError:
+        raise AttributeError(f"{type(c).__name__!r} object has no attribute {name!r}") from None
+    return evidence
 
 
 class _Draft(_ClassificationSlots):
     """A classification being filled in. Plain attribute stores on a slotted class are the cheapest way to set
     ten fields (a frozen dataclass's __init__ goes through object.__setattr__ for each); once filled, the draft
-    becomes a :class:`Classification` by a class assignment, which the shared slot layout allows."""
+    becomes a :class:`Classification` by a class assignment (``draft.__class__ = ...``: the draft has no frozen
+    __setattr__ in the way), which the shared slot layout allows."""
 
     __slots__ = ()
 
 
 def _format_signals(
+    language: str,
     events: list[str],
     acc: list[float],
-    cnt: dict[int, int],
     fences: int,
     syntax: int,
     mathy: int,
     questions: int,
     last_tokens: int,
-    language: str,
+    uncounted: _Uncounted | None,
+    stop_words: tuple[frozenset[bytes], ...],
 ) -> tuple[str, ...]:
     """The human-readable signals: overrides and flags first, then each keyword dimension, structure, length."""
     out = list(events)
-    for d in sorted(cnt):
-        if d < _NKEYDIMS and acc[d]:
+    # Weights are never negative, so a keyword dimension that matched anything has a non-zero weight.
+    for d in range(_NKEYDIMS):
+        if acc[d]:
             out.append(f"{_SIGNAL_PREFIX[d]}{acc[d]:g}")
     if fences:
         out.append("code_block")
@@ -1144,7 +1207,61 @@ def _format_signals(
     return tuple(out)
 
 
+# An ASCII prompt's words whose stop words are still to be counted: all of them, or (head words, all words).
+_Uncounted = list[bytes] | tuple[list[bytes], list[bytes]]
+
+
+def _latin_language(acc: list[float], uncounted: _Uncounted | None, stop_words: tuple[frozenset[bytes], ...]) -> str:
+    """The Latin-script language with the most stop-word weight; ties go to the earlier (en, de, es, pt, fr).
+
+    ``uncounted``, when given, holds the words of an ASCII prompt whose stop words are still to be counted.
+    """
+    weights = acc[_LATIN_LANG_DIMS]
+    if uncounted is not None:
+        for i, weight in enumerate(_stop_word_weights(stop_words, uncounted)):
+            weights[i] += weight
+    return _LATIN_LANGS[weights.index(max(weights))]
+
+
+def _band_score(raw: float, complexity: ComplexityLabel) -> float:
+    """``raw`` (the points mapped onto 0-1) kept inside ``complexity``'s band of ``complexity_score``.
+
+    Only a complex score can leave 0-1 this way: the negative weights are capped, so the lowest possible points
+    still score above 0 (a unit test checks).
+    """
+    if complexity == "complex":
+        return DEFAULT_COMPLEX_THRESHOLD if raw < DEFAULT_COMPLEX_THRESHOLD else 1.0 if raw > 1.0 else raw
+    if complexity == "medium":
+        return (
+            DEFAULT_SIMPLE_THRESHOLD
+            if raw < DEFAULT_SIMPLE_THRESHOLD
+            else _SCORE_MEDIUM_TOP
+            if raw > _SCORE_MEDIUM_TOP
+            else raw
+        )
+    return raw if raw <= _SCORE_SIMPLE_TOP else _SCORE_SIMPLE_TOP
+
+
+def _stop_word_weights(stop_words: tuple[frozenset[bytes], ...], uncounted: _Uncounted) -> list[float]:
+    """The stop-word weight of each Latin-script language (en, de, es, pt, fr) in an ASCII prompt.
+
+    Args:
+        stop_words: each language's stop words (the classifier's ``_ascii_stop_words``).
+        uncounted: the prompt's words; or, when pasted material or a long middle count less, the words of its
+            instruction (``head``) and of all of it: each stop word weighs 1, one found only beyond the head 1/4.
+    """
+    if type(uncounted) is list:
+        return [len(words.intersection(uncounted)) for words in stop_words]
+    head, everything = uncounted
+    weights = []
+    for words in stop_words:
+        found = words.intersection(head)
+        weights.append(len(found) + _BODY_WEIGHT * len(words.intersection(everything) - found))
+    return weights
+
+
 _Hits = dict[str, tuple[tuple[int, float], ...]]
+_AsciiHits = dict[bytes, tuple[tuple[int, float], ...]]
 
 
 class Classifier:
@@ -1164,12 +1281,14 @@ class Classifier:
     __slots__ = (
         "_ascii_keys",
         "_ascii_phrase_re",
+        "_ascii_stop_words",
         "_ascii_words",
         "_other_phrase_map",
         "_other_phrase_re",
         "_phrase_map",
         "_phrase_re",
         "_substr_always",
+        "_substr_ascii",
         "_substr_map",
         "_substr_re",
         "_word_keys",
@@ -1216,6 +1335,8 @@ class Classifier:
         others: _Hits = {}
         substrings: _Hits = {}
         for key, dims in merged.items():
+            if _REASONING in dims:
+                dims[_MARKERS] = 1.0  # counted once per distinct keyword, whatever its weight
             packed = tuple(sorted(dims.items()))
             if key in substring_keys:
                 substrings[key] = packed
@@ -1229,8 +1350,26 @@ class Classifier:
         self._word_keys = frozenset(words)
         # ASCII prompts are split as bytes (bytes.translate is a table lookup, str.translate a dict lookup per
         # character), so the ASCII keys are kept as bytes too.
-        self._ascii_words = {key.encode(): packed for key, packed in words.items() if key.isascii()}
-        self._ascii_keys = frozenset(self._ascii_words)
+        # Stop words only vote for a Latin-script language, each with weight 1, and only the language field reads
+        # the vote, which routing never does. So the ASCII table leaves those entries out and an ASCII prompt's
+        # stop words are counted by one set intersection per language when the language is first read (see
+        # _latin_language), instead of a loop turn per word on every request.
+        ascii_words: _AsciiHits = {}
+        stop_words: list[set[bytes]] = [set() for _ in _LATIN_LANGS]
+        for key, packed in words.items():
+            if key.isascii():
+                encoded = key.encode()
+                kept = []
+                for d, w in packed:
+                    if _LANG_EN <= d <= _LANG_FR and w == 1.0:
+                        stop_words[d - _LANG_EN].add(encoded)
+                    else:
+                        kept.append((d, w))
+                if kept:
+                    ascii_words[encoded] = tuple(kept)
+        self._ascii_words = ascii_words
+        self._ascii_keys = frozenset(ascii_words)
+        self._ascii_stop_words = tuple(frozenset(words) for words in stop_words)
         self._phrase_map = phrases
         self._other_phrase_map = others
         self._substr_map = substrings
@@ -1248,8 +1387,10 @@ class Classifier:
             _WORD_BOUNDARY_BEFORE + _trie_pattern(others, prefix_keys=pk, bounded=True, bucket=16)
         )
         self._substr_re = re.compile(_trie_pattern(substrings, bounded=False, bucket=64)) if substrings else None
-        # Latin substring keys (only from extra_keywords) must be searched even in ASCII prompts.
+        # Latin substring keys must be searched in accented Latin prompts too, and ASCII ones in ASCII prompts
+        # (only extra_keywords add such keys: the tables' Latin-family ones, "2乗" and "1화", are not ASCII).
         self._substr_always = any(_script_family(k) == "latin" for k in substrings)
+        self._substr_ascii = self._substr_re if any(k.isascii() for k in substrings) else None
 
     # ------------------------------------------------------------------------------------------------------------
     def classify_text(self, prompt: str, *, system: str | None = None) -> Classification:
@@ -1284,115 +1425,146 @@ class Classifier:
             The :class:`Classification`. The same input always gives the same output.
         """
         # --- pick the turns -------------------------------------------------------------------------------------
-        n_msgs = len(messages)
-        system = ""
-        if n_msgs == 1:
+        if len(messages) == 1:
             # The common case, a single prompt: no history, no system prompt, one token estimate.
-            only = messages[0]
-            last = only.get("content")
+            last = messages[0].get("content")
             if type(last) is not str:
-                last = message_text(only)
-            last_tokens = estimate_tokens(last)
-            input_tokens = last_tokens + _MESSAGE_OVERHEAD
-            system_tokens = context_tokens = 0
+                last = message_text(messages[0])
+            low = last.lower()
+            if last.isascii():
+                # estimate_tokens(last), inlined: for ASCII text it is a character count, four to a token.
+                n = len(last)
+                last_tokens = (n + 3) >> 2
+                ascii_text = True
+            else:
+                last_tokens = estimate_tokens(last)
+                ascii_text = low.isascii()
+                if not ascii_text:
+                    low = low.replace("\u2019", "'")
+                n = len(low)
+            user_tokens = input_tokens = last_tokens + _MESSAGE_OVERHEAD  # all of it the user's
+            system = ""
+            context_tokens = 0
         else:
+            n_msgs = len(messages)
             last_i = n_msgs - 1
             while last_i >= 0 and messages[last_i].get("role", "user") != "user":
                 last_i -= 1
             if last_i < 0:
                 last_i = n_msgs - 1  # no user turn at all: classify the final message instead
             last = message_text(messages[last_i]) if last_i >= 0 else ""
-            if n_msgs > 1:
-                parts = [message_text(m) for m in messages if m.get("role") in _SYSTEM_ROLES]
-                if parts:
-                    system = "\n".join(parts)
+            parts = [message_text(m) for m in messages if m.get("role") in _SYSTEM_ROLES]
+            system = "\n".join(parts) if parts else ""
             input_tokens = estimate_messages_tokens(messages)
             last_tokens = estimate_tokens(last)
             system_tokens = estimate_tokens(system) if system else 0
             context_tokens = max(0, input_tokens - last_tokens - system_tokens - _MESSAGE_OVERHEAD * n_msgs)
+            user_tokens = input_tokens - system_tokens
+            low = last.lower()
+            ascii_text = low.isascii()
+            if not ascii_text:
+                low = low.replace("\u2019", "'")
+            n = len(low)
 
-        acc = [0.0] * _NDIM
-        cnt: dict[int, int] = {}  # dimension -> distinct keywords seen; its keys are the dimensions touched
-        low = last.lower()
-        n = len(low)
-        ascii_text = low.isascii()
-        if not ascii_text:
-            low = low.replace("\u2019", "'")
-        half = DEFAULT_REGION_CHARS // 2
-        region = low[:half] + "\n" + low[-half:] if n > DEFAULT_REGION_CHARS else low
+        acc = [*_NO_WEIGHTS]
+        # Phrases and structure are read in the region (the head and tail of a long prompt), keywords in a longer
+        # scan of it; most prompts are shorter than both, and then all three are the prompt itself.
+        if n > DEFAULT_REGION_CHARS:
+            region = low[:_HALF_REGION] + "\n" + low[-_HALF_REGION:]
+            scan = (
+                low[: DEFAULT_SCAN_CHARS - _HALF_REGION] + "\n" + low[-_HALF_REGION:] if n > DEFAULT_SCAN_CHARS else low
+            )
+            instr = region
+        else:
+            instr = region = scan = low
         # The instruction is what the user asks for; material pasted after "...:" or a blank line is its input,
         # so it adds length at a discount and its words count less. The final line often holds the question.
-        instr = region
-        units = float(last_tokens)
-        split = _MATERIAL_RE.search(low, 0, half) if ":" in low or "\n" in low else None
-        if split is None and not ascii_text and "：" in low:
-            split = _MATERIAL_RE.search(low, 0, half)
-        if split is not None and split.start() >= 8:
-            rest_tokens = estimate_tokens(low[split.end() :])
-            if rest_tokens >= _MATERIAL_MIN_TOKENS:
-                # The last line is the question only when it looks like one: a short line that asks, or one set
-                # apart from the material by a blank line or a closing fence. Otherwise it is more material.
-                nl = low.rfind("\n")
-                tail = low[nl + 1 :].strip()
-                before = low[:nl].rstrip(" \t")
-                if len(tail) > 200 or not (tail.endswith(_QUESTION_MARKS) or before.endswith(("\n", "```", "~~~"))):
-                    tail = ""
-                instr = low[: split.start()] + "\n" + tail
-                units = max(1, last_tokens - rest_tokens) + _MATERIAL_WEIGHT * rest_tokens
+        units: float = last_tokens  # an int (a key of _LENGTH_POINTS) unless the material discounts it
+        if ":" in low or "\n" in low or (not ascii_text and "：" in low):
+            split = _MATERIAL_RE.search(low, 0, _HALF_REGION)
+            if split is not None and split.start() >= 8:
+                rest_tokens = estimate_tokens(low[split.end() :])
+                if rest_tokens >= _MATERIAL_MIN_TOKENS:
+                    # The last line is the question only when it looks like one: a short line that asks, or one
+                    # set apart from the material by a blank line or a closing fence. Otherwise it is material.
+                    nl = low.rfind("\n")
+                    tail = low[nl + 1 :].strip()
+                    before = low[:nl].rstrip(" \t")
+                    if len(tail) > 200 or not (tail.endswith(_QUESTION_MARKS) or before.endswith(("\n", "```", "~~~"))):
+                        tail = ""
+                    instr = low[: split.start()] + "\n" + tail
+                    units = max(1, last_tokens - rest_tokens) + _MATERIAL_WEIGHT * rest_tokens
 
         # --- keywords --------------------------------------------------------------------------------------------
-        words = self._words
-        keys = self._word_keys
         # Words are looked up in at most DEFAULT_SCAN_CHARS: the head and the tail of a very long prompt, whose
         # middle is pasted material that counts at a quarter weight anyway.
-        scan = low[: DEFAULT_SCAN_CHARS - half] + "\n" + low[-half:] if n > DEFAULT_SCAN_CHARS else low
-        toks: list[str] = []
         # str keys for other scripts, bytes keys for ASCII prompts: one code path for both.
         hits: Any
-        head: Any
         table: Any
+        # An ASCII prompt's words, while their stop words are not yet counted (see Classifier.__init__): only the
+        # language reads them, so they are counted when it is first read, unless a system prompt has to add its
+        # own weight to theirs first.
+        uncounted: _Uncounted | None
         if ascii_text:
             table = self._ascii_words
-            hits = self._ascii_keys.intersection(scan.encode().translate(_ASCII_SPLIT_BYTES).split())
+            uncounted = scan.encode().translate(_ASCII_SPLIT_BYTES).split()
+            hits = self._ascii_keys.intersection(uncounted)
+            phrase_re = self._ascii_phrase_re
         else:
-            table = words
+            table = self._words
             toks = _TOKEN_RE.findall(scan)
-            hits = keys.intersection(toks)
-        if instr is not low:
-            if ascii_text:
-                head = self._ascii_keys.intersection(instr.encode().translate(_ASCII_SPLIT_BYTES).split())
-            else:
-                head = keys.intersection(_TOKEN_RE.findall(instr))
-            _accumulate(head, table, 1.0, acc, cnt)
-            _accumulate(hits - head, table, _BODY_WEIGHT, acc, cnt)
-        else:
+            hits = self._word_keys.intersection(toks)
+            phrase_re = self._phrase_re
+            uncounted = None
+        if instr is low:
             for key in hits:  # the hot path, inlined
                 for d, w in table[key]:
-                    acc[d] += w
-                    cnt[d] = cnt.get(d, 0) + 1
-        found = (self._ascii_phrase_re if ascii_text else self._phrase_re).findall(instr)
+                    acc[d] = acc[d] + w  # not +=: two fewer opcodes, and floats add no differently
+        else:
+            head: Any
+            if uncounted is not None:
+                tokens = instr.encode().translate(_ASCII_SPLIT_BYTES).split()
+                head = self._ascii_keys.intersection(tokens)
+                uncounted = (tokens, uncounted)  # stop words beyond the instruction weigh a quarter
+            else:
+                head = self._word_keys.intersection(_TOKEN_RE.findall(instr))
+            _accumulate(head, table, acc)
+            _accumulate_scaled(hits - head, table, _BODY_WEIGHT, acc, markers=True)
+        found = phrase_re.findall(instr)
         if found:
-            _accumulate(set(found), self._phrase_map, 1.0, acc, cnt)
-        language = ""
+            phrases = self._phrase_map
+            for key in set(found):  # each distinct phrase once, like the words above
+                for d, w in phrases[key]:
+                    acc[d] = acc[d] + w
+        language = ""  # settled when first read, unless the script settles it now
         if not ascii_text:
-            language = self._scan_non_ascii(instr, acc, cnt)
+            language = self._scan_non_ascii(instr, acc)
             if language == "ar":
                 # Arabic glues conjunctions, prepositions and the article onto words ("وعيوب", "بالتفصيل").
-                stems = keys.intersection(_arabic_stems(toks)) - hits
-                _accumulate(stems, words, 1.0, acc, cnt)
+                _accumulate(self._word_keys.intersection(_arabic_stems(toks)) - hits, self._words, acc)
             if not language:
-                for chars, d, w in _LATIN_HINTS:
-                    for ch in chars:
-                        if ch in instr:
+                hinted = _LATIN_HINT_CHARS.intersection(instr)  # one C-level pass over the text
+                if hinted:
+                    for chars, d, w in _LATIN_HINTS:
+                        if not hinted.isdisjoint(chars):
                             acc[d] += w
-                            break
-        elif self._substr_always and self._substr_re is not None:
-            _accumulate(set(self._substr_re.findall(instr)), self._substr_map, 1.0, acc, cnt)
+        elif self._substr_ascii:
+            _accumulate(set(self._substr_ascii.findall(instr)), self._substr_map, acc)
 
         # --- structure -------------------------------------------------------------------------------------------
         # Code syntax anywhere in the prompt makes it a code task; arithmetic, counts and questions are read from
         # the instruction only (figures in a pasted report are not a maths problem).
-        fences, syntax, mathy, items, questions, seps, numbers, asked_words = _structure(region, ascii_text)
+        if _STRUCTURE_TRIGGER_RE.search(region) is None:
+            # Plain prose (most short prompts): no code, digits, lists or brackets; only the punctuation counts.
+            fences, syntax, mathy, items, numbers, asked_words = _NO_STRUCTURE
+            questions = region.count("?")
+            seps = region.count(",")  # and no ";": it is one of the trigger's characters
+            if not ascii_text:
+                questions += region.count("？") + region.count("؟")
+                seps += region.count("，") + region.count("、") + region.count("،") + region.count("；")
+                mathy = len(_MATH_SYMBOL_RE.findall(region))
+        else:
+            fences, syntax, mathy, items, questions, seps, numbers, asked_words = _structure(region, ascii_text)
         if instr is not region:
             _, _, mathy, items, questions, seps, numbers, asked_words = _structure(instr, ascii_text)
 
@@ -1400,6 +1572,10 @@ class Classifier:
         json_floor = False
         events: list[str] = []  # overrides and flags, the first signals
         if system:
+            if uncounted is not None:  # the user's stop words first, as for every other keyword
+                for i, weight in enumerate(_stop_word_weights(self._ascii_stop_words, uncounted)):
+                    acc[_LANG_EN + i] += weight
+                uncounted = None
             sys_low = system.lower()
             if "json" in sys_low or "schema" in sys_low:
                 json_floor = True
@@ -1408,106 +1584,111 @@ class Classifier:
             sys_tokens = (
                 sys_region.translate(_ASCII_SPLIT).split() if sys_region.isascii() else (_TOKEN_RE.findall(sys_region))
             )
-            sys_cnt: dict[int, int] = {}
-            _accumulate(keys.intersection(sys_tokens), words, _SYSTEM_WEIGHT, acc, sys_cnt)
-            for d in sys_cnt:
-                cnt.setdefault(d, 0)  # touched, but the system prompt's keywords are not the user's markers
+            # The system prompt's keywords add weight, but they are not the user's reasoning markers.
+            _accumulate_scaled(
+                self._word_keys.intersection(sys_tokens), self._words, _SYSTEM_WEIGHT, acc, markers=False
+            )
         if response_format:
             rf_type = response_format.get("type")
             if rf_type in _JSON_TYPES:
                 json_floor = True
                 events.append(f"response_format:{rf_type}")
 
-        # --- language --------------------------------------------------------------------------------------------
-        if not language:
-            best = _LANG_EN
-            for d in (_LANG_DE, _LANG_ES, _LANG_PT, _LANG_FR):
-                if acc[d] > acc[best]:
-                    best = d
-            language = _LATIN_LANGS[best - _LANG_EN]
-
         # --- category --------------------------------------------------------------------------------------------
-        # Conditional expressions instead of min(): this runs on every request and builtin calls add up.
-        v = acc[_CODE]
-        code_s = v if v < 8.0 else 8.0
+        # The weights the rest reads, fetched in one C-level call. Conditional expressions instead of min(): this
+        # runs on every request and builtin calls add up. Weights are never negative, so a zero test skips a term
+        # that would add nothing.
+        (
+            code_w,
+            technical,
+            creative_w,
+            imperative,
+            naming,
+            suggest,
+            math_w,
+            explain_w,
+            analysis,
+            reasoning,
+            simple,
+            fact,
+            translate,
+            summary,
+            medium,
+            proof,
+            markers,
+        ) = _scored_values(acc)
+        code_s = code_w if code_w < 8.0 else 8.0
         if fences:
             code_s += 3.0
         if syntax:
             code_s += 0.6 * (syntax if syntax < 5 else 5)
-        v = acc[_TECHNICAL]
-        if v:
-            code_s += 0.3 * (v if v < 3.0 else 3.0)
-        v = acc[_CREATIVE]
-        creative_s = v if v < 8.0 else 8.0
-        if acc[_NAMING] and (acc[_SUGGEST] or acc[_IMPERATIVE]):
+        if technical:
+            code_s += 0.3 * (technical if technical < 3.0 else 3.0)
+        creative_s = creative_w if creative_w < 8.0 else 8.0
+        if naming and (suggest or imperative):
             creative_s += 2.5  # a naming request
-        if acc[_IMPERATIVE] > 0:
+        if imperative:
             # "write/build/design ..." asks for an artefact: its kind decides the category.
-            if acc[_CODE] >= 2.0:
+            if code_w >= 2.0:
                 code_s += 1.0
             if creative_s >= 2.5:
                 creative_s += 1.0
-        math_s = acc[_MATH] + (mathy if mathy < 3 else 3)
-        if numbers >= 2:
-            math_s += 1.0 + 0.4 * (numbers - 2 if numbers < 5 else 3)
-        elif numbers == 1 and math_s > 0:
-            math_s += 0.5
+        math_s = math_w
+        if mathy:
+            math_s += mathy if mathy < 3 else 3
+        if numbers:
+            if numbers >= 2:
+                math_s += 1.0 + 0.4 * (numbers - 2 if numbers < 5 else 3)
+            elif math_s > 0:
+                math_s += 0.5
         reasoning_s = 0.0
-        v = acc[_ANALYSIS]
-        if v:
-            reasoning_s += 1.4 * (v if v < 4.0 else 4.0)
-        v = acc[_EXPLAIN]
-        if v:
-            reasoning_s += 1.5 * (v if v < 2.5 else 2.5)
+        explain = explain_w + analysis
+        if explain:
+            if analysis:
+                reasoning_s += 1.4 * (analysis if analysis < 4.0 else 4.0)
+            if explain_w:
+                reasoning_s += 1.5 * (explain_w if explain_w < 2.5 else 2.5)
         if math_s:
             reasoning_s += 1.3 * (math_s if math_s < 4.0 else 4.0)
-        v = acc[_REASONING]
-        if v:
-            reasoning_s += 2.0 * (v if v < 3.0 else 3.0)
+        if reasoning:
+            reasoning_s += 2.0 * (reasoning if reasoning < 3.0 else 3.0)
+        # Factual evidence: simple and factual markers (0.9 a unit, at most 3), translation and summary (1.6, at
+        # most 2), on top of a base that wins when nothing else does.
         factual_s = 0.8
-        for d in cnt:
-            w = _FACTUAL_W[d]
-            if w:
-                v, cap = acc[d], _FACTUAL_CAP[d]
-                factual_s += w * (v if v < cap else cap)
-        if not fences and not syntax and acc[_ANALYSIS] + acc[_EXPLAIN] > 0:
+        if simple:
+            factual_s += 0.9 * (simple if simple < 3.0 else 3.0)
+        if fact:
+            factual_s += 0.9 * (fact if fact < 3.0 else 3.0)
+        if translate:
+            factual_s += 1.6 * (translate if translate < 2.0 else 2.0)
+        if summary:
+            factual_s += 1.6 * (summary if summary < 2.0 else 2.0)
+        if explain and not fences and not syntax:
             # Choosing between programming languages is a judgement call, not a coding task: the languages are
             # what is compared, so their code weight moves to reasoning.
             langs = (_PROGRAMMING_LANGUAGES_ASCII if ascii_text else _PROGRAMMING_LANGUAGES).intersection(hits)
             if len(langs) >= 2:
-                topic = sum(w for key in langs for d, w in table[key] if d == _CODE)
+                topic = sum(w for pairs in map(table.__getitem__, langs) for d, w in pairs if d == _CODE)
                 code_s = max(0.0, code_s - topic)
                 reasoning_s += 1.5 * min(len(langs), 3)
-        # The winner and the runner-up; ties go to the earlier of code, creative, reasoning, factual.
-        category: Category = "code"
-        top, runner_up = code_s, -1.0
-        if creative_s > top:
-            top, runner_up, category = creative_s, top, "creative"
-        else:
-            runner_up = creative_s
-        if reasoning_s > top:
-            top, runner_up, category = reasoning_s, top, "reasoning"
-        elif reasoning_s > runner_up:
-            runner_up = reasoning_s
-        if factual_s > top:
-            top, runner_up, category = factual_s, top, "factual"
-        elif factual_s > runner_up:
-            runner_up = factual_s
+        # The winner and the runner-up (the second-highest score); ties go to the earlier of code, creative,
+        # reasoning, factual.
+        scores = (code_s, creative_s, reasoning_s, factual_s)
+        _, _, runner_up, top = sorted(scores)
+        category = _CATEGORY_ORDER[scores.index(top)]
 
         # --- complexity ------------------------------------------------------------------------------------------
-        if acc[_TRANSLATE] and instr is not region:
-            units = float(last_tokens)  # a translation is as long as the material it translates
-        if language in _LANG_LENGTH_FACTOR:
+        if translate and instr is not region:
+            units = last_tokens  # a translation is as long as the material it translates
+        if language and language in _LANG_LENGTH_FACTOR:
             units *= _LANG_LENGTH_FACTOR[language]
-        v = 0.9 * math.log2(units / 25.0) if units > 1.0 else _LOG_FLOOR
-        pts = _PTS_LENGTH * (-1.0 if v < -1.0 else 2.5 if v > 2.5 else v)
-        for d in cnt:
-            w = _PTS_W[d]
-            if w:
-                v, cap = acc[d], _PTS_CAP[d]
-                pts += w * (v if v < cap else cap)
-        explain = acc[_EXPLAIN] + acc[_ANALYSIS]
-        medium = acc[_MEDIUM]
+        try:
+            pts = _LENGTH_POINTS[units]
+        except KeyError:  # a discounted (fractional) or very long length
+            pts = _length_points(units)
+        values = _pts_values(acc)
+        for (w, cap), v in compress(zip(_PTS_W_CAP, values, strict=True), values):
+            pts += w * (v if v < cap else cap)
         if medium or explain:
             # Explaining and producing a moderate artefact are both "medium" evidence: they do not add up to complex.
             strongest = medium if medium > explain else explain
@@ -1533,82 +1714,111 @@ class Classifier:
         if tools:
             pts += 0.5
             events.append("tools")
+        # The label, its score and the distance to the nearer label boundary (for the confidence). Points map
+        # linearly onto 0-1 so that the split lands on the routing band's edges, and the score is kept inside its
+        # label's band (the clamps of _band_score, written out here for the common case).
+        raw = DEFAULT_SIMPLE_THRESHOLD + (pts - _PTS_SIMPLE_BELOW) / _PTS_SPAN * _SCORE_BAND
         complexity: ComplexityLabel
         if pts < _PTS_SIMPLE_BELOW:
             complexity = "simple"
+            edge = _PTS_SIMPLE_BELOW - pts
+            score = raw if raw <= _SCORE_SIMPLE_TOP else _SCORE_SIMPLE_TOP
         elif pts >= _PTS_COMPLEX_FROM:
             complexity = "complex"
+            edge = pts - _PTS_COMPLEX_FROM
+            score = DEFAULT_COMPLEX_THRESHOLD if raw < DEFAULT_COMPLEX_THRESHOLD else 1.0 if raw > 1.0 else raw
         else:
             complexity = "medium"
-        if acc[_PROOF] and category == "reasoning" and complexity != "complex":
+            a = pts - _PTS_SIMPLE_BELOW
+            b = _PTS_COMPLEX_FROM - pts
+            edge = a if a * a < b * b else b
+            score = (
+                DEFAULT_SIMPLE_THRESHOLD
+                if raw < DEFAULT_SIMPLE_THRESHOLD
+                else _SCORE_MEDIUM_TOP
+                if raw > _SCORE_MEDIUM_TOP
+                else raw
+            )
+        # The overrides move the label, and the score with it.
+        if proof and category == "reasoning" and complexity != "complex":
             complexity = "complex"
+            score = _band_score(raw, complexity)
             events.append("override:proof")
         if json_floor and complexity == "simple":
             complexity = "medium"
+            score = _band_score(raw, complexity)
             events.append("override:json_floor")
-        if input_tokens - system_tokens > DEFAULT_HUGE_PROMPT_TOKENS and complexity != "complex":
+        if user_tokens > DEFAULT_HUGE_PROMPT_TOKENS and complexity != "complex":
             complexity = "complex"
+            score = _band_score(raw, complexity)
             events.append("override:huge_prompt")
-        # Points map linearly onto 0-1 so the simple/medium/complex split lands on the routing band's edges; the
-        # overrides move the label, and the score is kept consistent with it.
-        score = DEFAULT_SIMPLE_THRESHOLD + (pts - _PTS_SIMPLE_BELOW) / _PTS_SPAN * _SCORE_BAND
-        if complexity == "complex":
-            if score < DEFAULT_COMPLEX_THRESHOLD:
-                score = DEFAULT_COMPLEX_THRESHOLD
-        elif complexity == "medium":
-            score = (
-                DEFAULT_SIMPLE_THRESHOLD
-                if score < DEFAULT_SIMPLE_THRESHOLD
-                else _SCORE_MEDIUM_TOP
-                if score > _SCORE_MEDIUM_TOP
-                else score
-            )
-        elif score > _SCORE_SIMPLE_TOP:
-            score = _SCORE_SIMPLE_TOP
-        # Three decimals, rounding half up: int() is several times cheaper than round(x, 3).
-        score = int((1.0 if score > 1.0 else 0.0 if score < 0.0 else score) * 1000.0 + 0.5) / 1000.0
+        draft = _new_object(_Draft)
+        # Three decimals, rounding half up: flooring is several times cheaper than round(x, 3).
+        draft.complexity_score = (score * 1000.0 + 0.5) // 1.0 / 1000.0
+        draft.complexity = complexity
 
         # --- tier ------------------------------------------------------------------------------------------------
-        tier: Tier
-        if cnt.get(_REASONING, 0) >= 2:
-            tier = "reasoning"
+        if markers >= 2.0:
+            draft.tier = "reasoning"
             events.append("override:reasoning_markers")
-        elif category == "reasoning" and acc[_REASONING] >= 1.0 and complexity != "simple":
-            tier = "reasoning"
+        elif category == "reasoning" and reasoning >= 1.0 and complexity != "simple":
+            draft.tier = "reasoning"
         else:
-            tier = complexity
+            draft.tier = complexity
 
-        # --- task type, confidence -------------------------------------------------------------------------------
-        task_type, matched = _task_type(category, acc, creative_s, math_s)
-        margin = (top - runner_up) / (top + runner_up) if top + runner_up > 0 else 0.0
-        margin = 1.0 if margin > 0.5 else 2.0 * margin
-        a, b = pts - _PTS_SIMPLE_BELOW, pts - _PTS_COMPLEX_FROM
-        edge = (a if a > -a else -a) if a * a < b * b else (b if b > -b else -b)
-        edge /= _EDGE_UNIT  # distance to the nearer label boundary, in the units of the original 2.15-point band
-        confidence = 0.35 + 0.4 * margin + 0.25 * (edge if edge < 1.0 else 1.0)
-        confidence = int((confidence if confidence < 1.0 else 1.0) * 1000.0 + 0.5) / 1000.0
+        # --- task type (routeforge's, from the category and the evidence behind it) --------------------------------
+        draft.task_matched = True
+        if category == "code":
+            draft.task_type = "code"
+        elif translate and (category != "creative" or (translate >= 1.0 and creative_s < 3.0)):
+            draft.task_type = "translation"
+        elif summary:
+            draft.task_type = "summarisation"
+        elif category == "creative":
+            draft.task_type = "creative"
+        elif category == "reasoning":
+            draft.task_type = "reasoning" if reasoning + math_s + analysis >= explain_w else "factual"
+        elif simple + fact + explain_w > 0:
+            draft.task_type = "factual"
+        else:
+            draft.task_type = "general"
+            draft.task_matched = False
 
-        draft = _new_object(_Draft)
-        draft.task_type = task_type
-        draft.task_matched = matched
-        draft.complexity_score = score
-        draft.tier = tier
-        draft.complexity = complexity
+        # --- confidence ------------------------------------------------------------------------------------------
+        # How clearly the winning category leads (top >= 0.8, the factual base, so the sum is never 0), and how far
+        # the points are from the nearer label boundary, in the units of the original 2.15-point band. At most
+        # 0.35 + 0.4 + 0.25 == 1.0 exactly, so no clamp is needed before rounding.
+        margin = (top - runner_up) / (top + runner_up)
+        confidence = _CONFIDENCE_CLEAR if margin > 0.5 else 0.35 + 0.4 * (2.0 * margin)
+        confidence += 0.25 if edge >= _EDGE_UNIT else 0.25 * (edge / _EDGE_UNIT)
+        draft.confidence = (confidence * 1000.0 + 0.5) // 1.0 / 1000.0
+
         draft.category = category
-        draft.confidence = confidence
-        draft.language = language
+        if language:
+            draft.language = language
         draft.input_tokens = input_tokens
-        draft._evidence = (events, acc, cnt, fences, syntax, mathy, questions, last_tokens, language)
-        object.__setattr__(draft, "__class__", Classification)
-        return cast("Classification", draft)
+        # What signals and a Latin-script language are made from when first read (_format_signals' arguments).
+        draft._evidence = (
+            events,
+            acc,
+            fences,
+            syntax,
+            mathy,
+            questions,
+            last_tokens,
+            uncounted,
+            self._ascii_stop_words,
+        )
+        draft.__class__ = Classification  # type: ignore[assignment]  # same slots: the draft becomes the result
+        return draft  # type: ignore[return-value]  # it is a Classification now
 
     # ------------------------------------------------------------------------------------------------------------
-    def _scan_non_ascii(self, region: str, acc: list[float], cnt: dict[int, int]) -> str:
+    def _scan_non_ascii(self, region: str, acc: list[float]) -> str:
         """The language of a non-ASCII region (by script runs), plus its non-Latin phrase and substring hits."""
         if _NON_LATIN_RE.search(region) is None:
             # Accented Latin only (de, es, pt, fr, ...): the caller decides by stop words; skip the script scan.
             if self._substr_re is not None and self._substr_always:
-                _accumulate(set(self._substr_re.findall(region)), self._substr_map, 1.0, acc, cnt)
+                _accumulate(set(self._substr_re.findall(region)), self._substr_map, acc)
             return ""
         counts = [0.0] * 9
         first = 0
@@ -1624,9 +1834,9 @@ class Classifier:
         if first:
             counts[first] += 1.5  # the instruction usually comes first
         if counts[4] or counts[5] or counts[6]:
-            _accumulate(set(self._other_phrase_re.findall(region)), self._other_phrase_map, 1.0, acc, cnt)
+            _accumulate(set(self._other_phrase_re.findall(region)), self._other_phrase_map, acc)
         if self._substr_re is not None:
-            _accumulate(set(self._substr_re.findall(region)), self._substr_map, 1.0, acc, cnt)
+            _accumulate(set(self._substr_re.findall(region)), self._substr_map, acc)
         best = 7
         for g in (1, 2, 3, 4, 5, 6, 8):
             if counts[g] > counts[best]:
@@ -1678,17 +1888,12 @@ def _arabic_stems(tokens: Iterable[str]) -> set[str]:
 
 def _structure(text: str, ascii_text: bool) -> tuple[int, int, int, int, int, int, int, int]:
     """Structural counts: code fences, code syntax, math, list items, questions, separators, numbers, and the
-    requested output length in words."""
+    requested output length in words.
+
+    Plain prose, with none of the characters of _STRUCTURE_TRIGGER_RE, is counted by the caller in line; an
+    instruction cut from pasted material always holds the line break it was joined with.
+    """
     mathy = numbers = asked_words = items = 0
-    if _STRUCTURE_TRIGGER_RE.search(text) is None:
-        # Plain prose (most short prompts): no code, digits, lists or brackets; only the punctuation counts.
-        questions = text.count("?")
-        seps = text.count(",") + text.count(";")
-        if not ascii_text:
-            questions += text.count("？") + text.count("؟")
-            seps += text.count("，") + text.count("、") + text.count("،") + text.count("；")
-            mathy = len(_MATH_SYMBOL_RE.findall(text))
-        return 0, 0, mathy, 0, questions, seps, 0, 0
     fences = 1 if "```" in text or "~~~" in text else 0
     syntax = len(_CODE_SYNTAX_RE.findall(text)) if _CODE_TRIGGER_RE.search(text) is not None else 0
     if _DIGIT_RE.search(text) is not None:
@@ -1719,35 +1924,26 @@ def _structure(text: str, ascii_text: bool) -> tuple[int, int, int, int, int, in
     return fences, syntax, mathy, items, questions, seps, numbers, asked_words
 
 
-def _accumulate(
+def _accumulate(keys: Iterable[Any], table: Mapping[Any, tuple[tuple[int, float], ...]], acc: list[float]) -> None:
+    """Add each distinct matched keyword's weights once (and count its reasoning marker, if it is one)."""
+    for key in keys:
+        for d, w in table[key]:
+            acc[d] = acc[d] + w
+
+
+def _accumulate_scaled(
     keys: Iterable[Any],
     table: Mapping[Any, tuple[tuple[int, float], ...]],
     scale: float,
     acc: list[float],
-    cnt: dict[int, int],
+    *,
+    markers: bool,
 ) -> None:
-    """Add each distinct matched keyword's weights once; ``cnt`` counts distinct keywords per dimension."""
+    """Add each distinct matched keyword's weights once, times ``scale``; with ``markers`` a reasoning marker
+    counts as one (the count is not a weight), without it not at all (the system prompt's are not the user's)."""
     for key in keys:
         for d, w in table[key]:
-            acc[d] += w * scale
-            cnt[d] = cnt.get(d, 0) + 1
-
-
-def _task_type(category: Category, acc: list[float], creative_s: float, math_s: float) -> tuple[TaskType, bool]:
-    """routeforge's task type, from the category and the evidence behind it."""
-    if category == "code":
-        return "code", True
-    if (acc[_TRANSLATE] > 0 and category != "creative") or (acc[_TRANSLATE] >= 1.0 and creative_s < 3.0):
-        return "translation", True
-    if acc[_SUMMARY] > 0:
-        return "summarisation", True
-    if category == "creative":
-        return "creative", True
-    if category == "reasoning":
-        formal = acc[_REASONING] + math_s + acc[_ANALYSIS]
-        if formal >= acc[_EXPLAIN]:
-            return "reasoning", True
-        return "factual", True
-    if acc[_SIMPLE] + acc[_FACT] + acc[_EXPLAIN] > 0:
-        return "factual", True
-    return "general", False
+            if d != _MARKERS:
+                acc[d] = acc[d] + w * scale
+            elif markers:
+                acc[d] = acc[d] + w

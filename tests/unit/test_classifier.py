@@ -7,10 +7,15 @@ import dataclasses
 import pickle
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from asyncrouter._classifier import (
+    _PTS_COMPLEX_FROM,
+    _PTS_LENGTH,
+    _PTS_SIMPLE_BELOW,
+    _PTS_TERMS,
     DEFAULT_COMPLEX_THRESHOLD,
     DEFAULT_HUGE_PROMPT_TOKENS,
     DEFAULT_SCAN_CHARS,
@@ -22,6 +27,7 @@ from asyncrouter._classifier import (
 )
 from asyncrouter._eval import evaluate, load_eval_data
 from asyncrouter._exceptions import ConfigError
+from asyncrouter._tokens import estimate_messages_tokens, estimate_tokens, message_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SET = ROOT / "benchmarks" / "data" / "dev_set.yaml"
@@ -137,6 +143,17 @@ def test_tier(clf: Classifier, prompt: str, tier: str) -> None:
     assert clf.classify_text(prompt).tier == tier
 
 
+def test_the_lowest_possible_points_still_score_above_zero(clf: Classifier) -> None:
+    # A simple score is clamped from above only: the negative weights are capped and the length term bottoms out,
+    # so even the most negative evidence there can be maps onto a score above 0.
+    lowest = -_PTS_LENGTH + sum(w * cap for w, cap in _PTS_TERMS.values() if w < 0)
+    band = DEFAULT_COMPLEX_THRESHOLD - DEFAULT_SIMPLE_THRESHOLD
+    assert DEFAULT_SIMPLE_THRESHOLD + (lowest - _PTS_SIMPLE_BELOW) / (_PTS_COMPLEX_FROM - _PTS_SIMPLE_BELOW) * band > 0
+    c = clf.classify_text("Translate 'hi' briefly: just one word, quick, yes or no, short.")
+    assert c.complexity == "simple"
+    assert 0.0 < c.complexity_score < DEFAULT_SIMPLE_THRESHOLD
+
+
 def test_complexity_score_agrees_with_label(clf: Classifier) -> None:
     for prompt in ("Hi, who wrote Dune?", "Explain why the sky is blue.", "Prove Fermat's little theorem rigorously."):
         c = clf.classify_text(prompt)
@@ -175,6 +192,29 @@ def test_languages(clf: Classifier, prompt: str, language: str, category: str) -
     assert f"lang:{language}" in c.signals
 
 
+def test_the_system_prompt_votes_for_the_language_at_its_weight(clf: Classifier) -> None:
+    german = "Du bist ein hilfreicher Assistent und antwortest auf die Fragen der Nutzer."
+    # Nothing in "Paris" names a language, so the system prompt's German stop words decide...
+    assert clf.classify_text("Paris").language == "en"
+    assert clf.classify_text("Paris", system=german).language == "de"
+    # ...but at a fraction of the weight of the user's own words.
+    c = clf.classify_text("What is the capital of France?", system=german)
+    assert c.language == "en"
+    assert "lang:en" in c.signals
+
+
+def test_the_latin_language_is_settled_on_first_read_and_kept(clf: Classifier) -> None:
+    prompt = "Was ist der Unterschied zwischen TCP und UDP?"  # ASCII German: told apart by its stop words
+    c = clf.classify_text(prompt)
+    assert c.language == "de"
+    assert c.language is c.language
+    signals_first = clf.classify_text(prompt)
+    assert signals_first.signals[-1] == "lang:de"
+    assert signals_first.language == "de"
+    assert signals_first == c
+    assert pickle.loads(pickle.dumps(clf.classify_text(prompt))).language == "de"
+
+
 def test_arabic_attached_conjunction_still_matches(clf: Classifier) -> None:
     # "وعيوب" is "and disadvantages": the conjunction is written onto the word.
     c = clf.classify_text("ما هي مزايا وعيوب العمل عن بعد؟")
@@ -191,6 +231,13 @@ def test_two_reasoning_markers_force_reasoning_tier(clf: Classifier) -> None:
     assert "override:reasoning_markers" in c.signals
     one = clf.classify_text("What is a theorem?")
     assert one.tier != "reasoning"
+
+
+def test_the_system_prompts_reasoning_markers_do_not_force_the_tier(clf: Classifier) -> None:
+    c = clf.classify_text("What is the capital of France?", system="Prove every claim rigorously, step by step.")
+    assert "override:reasoning_markers" not in c.signals
+    assert c.tier != "reasoning"
+    assert signal_value(c, "reasoning_markers") > 0  # they still add their (system) weight
 
 
 def test_huge_prompt_is_at_least_complex(clf: Classifier) -> None:
@@ -248,6 +295,37 @@ def test_last_user_turn_dominates(clf: Classifier) -> None:
     assert (c.complexity, c.category) == ("simple", "factual")
     alone = clf.classify_text("What is the capital of Greece?")
     assert c.input_tokens > alone.input_tokens  # earlier turns still count towards the input estimate
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        pytest.param([{"role": "user", "content": "What is the capital of France?"}], id="ascii"),
+        pytest.param([{"role": "user", "content": ""}], id="empty"),
+        pytest.param([{"role": "user", "content": "abc"}], id="three-characters"),
+        pytest.param([{"role": "user", "content": "法国的首都是哪里？"}], id="cjk"),
+        pytest.param([{"role": "user", "content": "Столица Франции?"}], id="cyrillic"),
+        pytest.param([{"role": "user", "content": "\u212a is a Kelvin sign"}], id="lowercases-to-ascii"),
+        pytest.param(
+            [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}], id="parts"
+        ),
+        pytest.param(
+            [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hello there"},
+                {"role": "assistant", "content": "Hi! How can I help?"},
+                {"role": "user", "content": "Why is the sky blue?"},
+            ],
+            id="history",
+        ),
+    ],
+)
+def test_token_counts_are_the_shared_estimates(clf: Classifier, messages: list[dict[str, Any]]) -> None:
+    # classify inlines estimate_tokens for a single ASCII prompt: it must agree with the shared estimate.
+    c = clf.classify(messages)
+    assert c.input_tokens == estimate_messages_tokens(messages)
+    last = next(m for m in reversed(messages) if m["role"] == "user")
+    assert signal_value(c, "length") == estimate_tokens(message_text(last))
 
 
 def test_content_parts_are_read(clf: Classifier) -> None:
@@ -317,6 +395,14 @@ def test_extra_keywords_extend_tables() -> None:
     )
     assert signal_value(extended, "code_presence") == signal_value(base, "code_presence") + 3.0
     assert extended.category == "code"
+
+
+def test_extra_substring_keywords_match_in_ascii_prompts() -> None:
+    prompt = "Why does myterraformplan fail?"
+    assert signal_value(Classifier().classify_text(prompt), "code_presence") == 0.0
+    extended = Classifier(extra_keywords={"code_presence": ["~terraform:3"]})
+    assert signal_value(extended.classify_text(prompt), "code_presence") == 3.0
+    assert signal_value(extended.classify_text(prompt + " ✓"), "code_presence") == 3.0  # and in non-ASCII ones
 
 
 def test_extra_keywords_reject_unknown_dimension() -> None:

@@ -133,6 +133,10 @@ class _Params:
         )
 
 
+#: the parameters of a call that passed none; shared, so never mutated (``Router._params`` builds fresh ones)
+_NO_PARAMS = _Params()
+
+
 @dataclass(slots=True)
 class _Ctx:
     """Everything one request carries through the cascade."""
@@ -461,7 +465,7 @@ class Router:
             params = self._params(kw)
         else:  # the common call: a prompt and nothing else
             request_id = os.urandom(16).hex()
-            params = _Params()
+            params = _NO_PARAMS
         c = self._classify(msgs, params)
         started = self.clock.monotonic()
         deadline = deadline_now() + (timeout if timeout is not None else self.config.request_timeout)

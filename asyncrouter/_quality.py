@@ -79,7 +79,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, Protocol, TypeAlias
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 from ._config import QualityConfig
 from ._exceptions import ConfigError
@@ -307,14 +307,20 @@ _STRIP: Final = ".,;:!?…\"'()[]{}<>«»“”„‚*_`~|/\\·•、，。！�
 # Word separators besides whitespace: punctuation, hyphens and apostrophes ("can't" reads as "can t", in a phrase
 # and in a reply alike, so the two always agree).
 _SEPARATORS: Final = _STRIP + "-'"
-_SEPARATOR_TABLE: Final = str.maketrans(dict.fromkeys(_SEPARATORS, " "))
-_SEPARATOR_RE: Final = re.compile("[" + re.escape(_SEPARATORS) + "]")
+# The gaps between words as the phrase matchers see them (see _gapped): in ASCII text a translation table makes
+# each gap character a space (a str table, which takes str.translate's fast path); in other text a regex makes each
+# separator one (character by character: faster than by runs, which are short).
+_ASCII_GAPS: Final = "".join(" " if chr(c).isspace() or chr(c) in _SEPARATORS else chr(c) for c in range(128))
+_SEPARATORS_RE: Final = re.compile("[" + re.escape(_SEPARATORS) + "]")
 _THOUSANDS_RE: Final = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-# Any character _FOLD changes: most non-ASCII text has none, and a search is far cheaper than a translation.
+# Any character _FOLD changes: most non-ASCII text has none or a few, so replacing those beats a translation, which
+# looks every character up in a dict.
 _FOLDABLE_RE: Final = re.compile("[" + "".join(re.escape(chr(c)) for c in _FOLD) + "]")
+_FOLDED: Final[Mapping[str, str]] = MappingProxyType({chr(c): v or "" for c, v in _FOLD.items()})
 # Runs of wide characters: CJK text is one long run, so counting runs beats counting characters.
 _WIDE_RUN_RE: Final = re.compile(f"(?:{WIDE_RE.pattern})+")
 _WS_RE: Final = re.compile(r"\s")
+_NO_MATCH: Final = re.compile(r"\A(?!)")  # stands in for the regex of an empty phrase list
 _CUT_SLIDE: Final = 40  # how far a lead cut may move to reach whitespace, so that it does not split a word
 _COMMAS: Final = ",，、،"
 _KIND: Final = ""  # trie key of the kind of phrase ending at a node; words are never empty, so it cannot clash
@@ -323,18 +329,33 @@ _Trie: TypeAlias = dict[str, Any]
 
 def _fold(text: str) -> str:
     """Text as the phrase matchers see it: normalised as in ``_FOLD`` and lower-cased."""
-    # str.isascii() is O(1) in CPython, so plain ASCII text skips the translation.
-    if text.isascii() or _FOLDABLE_RE.search(text) is None:
-        return text.lower()
-    return text.translate(_FOLD).lower()
+    # str.isascii() is O(1) in CPython, so plain ASCII text skips the search. No replacement is itself replaced,
+    # so replacing each character in turn is the same as translating them all at once.
+    if not text.isascii():
+        for ch in set(_FOLDABLE_RE.findall(text)):
+            text = text.replace(ch, _FOLDED[ch])
+    return text.lower()
+
+
+def _gapped(folded: str) -> str:
+    """Folded text as the word-phrase regexes read it: its gaps made whitespace, and framed by spaces.
+
+    A gap is whitespace, punctuation, a hyphen or an apostrophe (see ``_SEPARATORS``), so the ``split()`` of gapped
+    text is the words of the text, and gapped text that is ASCII has no whitespace but spaces (see
+    :meth:`_PhraseIndex.regex_for`). Each separator becomes one space, so a character at offset ``i`` of ``folded``
+    is at ``i + 1``.
+    """
+    if folded.isascii():
+        return " " + folded.translate(_ASCII_GAPS) + " "
+    text = _SEPARATORS_RE.sub(" ", folded)
+    if text.isascii():  # English with curly quotes, say: now plain ASCII, whose other whitespace the table turns
+        text = text.translate(_ASCII_GAPS)
+    return " " + text + " "
 
 
 def _words(folded: str) -> list[str]:
     """The words of folded text: split on whitespace, punctuation, hyphens and apostrophes."""
-    # All in C: str.translate has a fast path for ASCII; for other text a one-class regex beats it.
-    if folded.isascii():
-        return folded.translate(_SEPARATOR_TABLE).split()
-    return _SEPARATOR_RE.sub(" ", folded).split()
+    return _gapped(folded).split()
 
 
 def _is_wide_phrase(folded: str) -> bool:
@@ -396,18 +417,60 @@ def _wide_pattern(phrases: Iterable[str]) -> str:
     return emit(root).removeprefix(r"\s*")
 
 
+def _words_pattern(root: _Trie, space: str) -> str | None:
+    """One regex for the phrases of a trie of words, over gapped text (see ``_gapped``).
+
+    A match starts at the ``space`` (" " for gapped ASCII, else ``\\s``) before a phrase's first word and ends with
+    its last word, which must be followed by a space: whole words only. The words of each trie level are factored
+    into a trie of characters, so that the regex engine tries one branch per distinct character, and the space in
+    front lets it skip from gap to gap (a literal space, the fastest: a plain character search).
+
+    At each word the longest phrase wins, as in a walk of the trie that keeps the deepest phrase it passed: the
+    regex tries to go on to a next word before it settles for a phrase ending here. A word followed by another must
+    be followed by a gap; the last one is checked once, at the end: if it was only the start of a longer word ("help"
+    in "helpful"), the regex backs off to a shorter phrase.
+    """
+    word_gap = f"{space}+"
+
+    def words(node: _Trie) -> str:
+        chars: _Trie = {}
+        for word, child in node.items():
+            if word != _KIND:
+                at = chars
+                for ch in word:
+                    at = at.setdefault(ch, {})
+                at[_KIND] = after(child)
+        return alternatives(chars)
+
+    def alternatives(chars: _Trie) -> str:
+        branches = [rest if ch == _KIND else re.escape(ch) + alternatives(rest) for ch, rest in sorted(chars.items())]
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    def after(node: _Trie) -> str:
+        if len(node) == 1 and _KIND in node:
+            return ""
+        more = word_gap + words(node)
+        return f"(?:{more})?" if _KIND in node else more
+
+    return f"{space}{words(root)}(?={space})" if root else None
+
+
 class _PhraseIndex:
     """Finds phrases of several kinds in folded text.
 
-    Phrases in space-separated scripts live in a trie of words, walked over the text's words: whole-word matching
-    by construction, and a dict lookup per word. Phrases containing CJK characters, which have no spaces to split
-    on, go into one regex instead; it only runs on text that is not ASCII.
+    Phrases in space-separated scripts go into a trie of words, compiled into one regex over gapped text (see
+    ``_words_pattern``): whole-word matching, and the whole scan in C. A second regex of only the ASCII phrases
+    serves ASCII text, which no other phrase can match, with fewer branches to try at each word. Phrases containing
+    CJK characters, which have no spaces to split on, go into a regex of their own; it only runs on text that is
+    not ASCII.
     """
 
-    __slots__ = ("_root", "_wide_kinds", "_wide_re", "longest")
+    __slots__ = ("_wide_kinds", "_wide_re", "ascii_regex", "kinds", "longest", "regex")
 
     def __init__(self, phrases: Iterable[tuple[str, str]]) -> None:
-        self._root: _Trie = {}
+        root: _Trie = {}
+        ascii_root: _Trie = {}
+        self.kinds: dict[str, str] = {}  # a phrase's words, joined by a space -> its kind
         self._wide_kinds: dict[str, str] = {}
         wide: list[str] = []
         #: Length of the longest phrase, in characters.
@@ -423,42 +486,32 @@ class _PhraseIndex:
             words = _words(text)
             if not words:
                 raise ValueError(f"phrase {phrase!r} has no words")
-            node = self._root
-            for word in words:
-                node = node.setdefault(word, {})
-            node.setdefault(_KIND, kind)  # the first list to claim a phrase keeps it
+            self.kinds.setdefault(" ".join(words), kind)  # the first list to claim a phrase keeps it
+            for trie in (root, ascii_root) if text.isascii() else (root,):
+                node = trie
+                for word in words:
+                    node = node.setdefault(word, {})
+                node[_KIND] = {}
+        pattern, ascii_pattern = _words_pattern(root, r"\s"), _words_pattern(ascii_root, " ")
+        #: The word phrases' regex for gapped text, and the ASCII phrases' for gapped ASCII (see regex_for).
+        self.regex = re.compile(pattern) if pattern is not None else None
+        self.ascii_regex = re.compile(ascii_pattern) if ascii_pattern is not None else None
         self._wide_re = re.compile(_wide_pattern(wide)) if wide else None
 
-    def scan(self, words: Sequence[str], start_limit: int) -> list[tuple[int, int, str]]:
-        """``(first, end, kind)`` of the longest phrase starting at each word before ``start_limit``.
+    def regex_for(self, gapped: str) -> re.Pattern[str] | None:
+        """The regex of the word phrases to run over ``gapped`` text (see ``_gapped``), or None if there are none.
 
-        Matches do not overlap: after one, the scan resumes at its end.
+        Gapped ASCII gets the regex of the ASCII phrases, with spaces for gaps: it has no other whitespace, and no
+        other phrase can match it. A match runs from the gap before a phrase's first word to the end of its last
+        word, and is the longest phrase at the first word where one starts; ``finditer`` resumes after it, so
+        matches never overlap.
         """
-        root = self._root
-        n = len(words)
-        hits: list[tuple[int, int, str]] = []
-        i = 0
-        while i < start_limit:
-            node = root.get(words[i])
-            if node is None:
-                i += 1
-                continue
-            kind: str | None = node.get(_KIND)
-            end = i + 1
-            j = i + 1
-            while j < n:
-                node = node.get(words[j])
-                if node is None:
-                    break
-                j += 1
-                if _KIND in node:
-                    kind, end = node[_KIND], j
-            if kind is None:
-                i += 1
-                continue
-            hits.append((i, end, kind))
-            i = end
-        return hits
+        return self.ascii_regex if gapped.isascii() else self.regex
+
+    def words_and_kind(self, match: re.Match[str]) -> tuple[str, str]:
+        """The words of a phrase that a :meth:`regex_for` regex matched, joined by a space, and its kind."""
+        words = " ".join(match.group().split())
+        return words, self.kinds[words]
 
     def wide_scan(self, folded: str, start_limit: int) -> list[tuple[int, int, str]]:
         """``(start, end, kind)`` of each CJK phrase starting before character ``start_limit``."""
@@ -476,18 +529,25 @@ class _PhraseIndex:
     def first_of_each(self, lead: str, tail: str = "") -> dict[str, str]:
         """The first phrase of each kind that starts in ``lead`` (it may run on into ``tail``), as folded text."""
         folded = _fold(lead)
+        gapped = _gapped(folded)
+        # The words of the lead sit before this offset in the gapped text, those of the tail after it.
+        lead_end = len(gapped)
         lead_chars = len(folded)
-        words = _words(folded)
-        lead_words = len(words)
         if tail:
             folded_tail = _fold(tail)
-            words += _words(folded_tail)
+            gapped += _gapped(folded_tail)
             folded += folded_tail
         found: dict[str, str] = {}
-        for i, end, kind in self.scan(words, lead_words):
-            found.setdefault(kind, " ".join(words[i:end]))
-        for start, end, kind in self.wide_scan(folded, lead_chars):
-            found.setdefault(kind, folded[start:end])
+        regex = self.regex_for(gapped)
+        if regex is not None:
+            m = regex.search(gapped)
+            while m is not None and m.start() < lead_end:
+                words, kind = self.words_and_kind(m)
+                found.setdefault(kind, words)
+                m = regex.search(gapped, m.end())
+        if self._wide_re is not None and not folded.isascii():
+            for start, end, kind in self.wide_scan(folded, lead_chars):
+                found.setdefault(kind, folded[start:end])
         return found
 
 
@@ -669,7 +729,6 @@ HEDGING_PHRASES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 )  # fmt: skip
 
 
-
 # --- what a prompt asks for ------------------------------------------------------------------------------------
 
 _TERSE_CUES: Final = (
@@ -796,6 +855,7 @@ _MULTI_NUMBERS: Final[Mapping[tuple[str, ...], int]] = MappingProxyType(
     {("a", "few"): 3, ("a", "couple", "of"): 2, ("a", "couple"): 2, ("couple", "of"): 2, ("a", "hundred"): 100,
      ("a", "single"): 1, ("a", "dozen"): 12}
 )  # fmt: skip
+_MULTI_NUMBER_ENDS: Final = frozenset(words[-1] for words in _MULTI_NUMBERS)
 _RANGE_WORDS: Final = frozenset({"to", "or", "a", "à", "o", "ou", "bis", "oder", "до", "или", "से", "الى"})
 _CAP_BEFORE: Final = (
     "under", "below", "less than", "fewer than", "at most", "no more than", "not more than", "max", "maximum",
@@ -831,6 +891,8 @@ _CUE_INDEX: Final = _PhraseIndex(
         *((p, "long") for p in _LONG_FORM_CUES),
     ]
 )
+_CUE_ASCII_RE: Final = _CUE_INDEX.ascii_regex or _NO_MATCH
+_CUE_RE: Final = _CUE_INDEX.regex or _NO_MATCH
 # Quoted spans are bounded in length, and searched for only near the start, so that a pathological prompt full of
 # unmatched quotes costs a bounded amount of backtracking.
 _QUOTED_RE: Final = re.compile(
@@ -847,25 +909,23 @@ _MAX_COUNT: Final = 1_000_000
 _QUESTION_MARKS: Final = ("?", "？", "؟")
 
 
-@dataclass(frozen=True, slots=True)
-class _Size:
+# Named tuples rather than frozen dataclasses: every request reads a prompt's cues, and these build several times
+# faster.
+class _Size(NamedTuple):
     required: int
     capped: bool
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Cues:
+class _Cues(NamedTuple):
     size: _Size | None = None
     terse: bool = False
     brief: bool = False
     long_form: bool = False
 
 
-def _scan_window(text: str) -> str:
-    if len(text) <= DEFAULT_SCAN_HEAD + DEFAULT_SCAN_TAIL:
-        return text
-    return text[:DEFAULT_SCAN_HEAD] + "\n" + text[-DEFAULT_SCAN_TAIL:]
+_NO_CUES: Final = _Cues()
+_SCAN_WINDOW: Final = DEFAULT_SCAN_HEAD + DEFAULT_SCAN_TAIL
 
 
 def _make_size(n: int, unit: str, capped: bool) -> _Size:
@@ -897,11 +957,12 @@ def _word_number(word: str, unit: str) -> int | None:
 
 def _number_before(words: Sequence[str], i: int, unit: str) -> tuple[int, int] | None:
     """The count written just before the unit word ``words[i]``, and the index of its first word."""
-    for size in (3, 2):
-        if i - size >= 0 and tuple(words[i - size : i]) in _MULTI_NUMBERS:
-            return _MULTI_NUMBERS[tuple(words[i - size : i])], i - size
     if i == 0:
         return None
+    if words[i - 1] in _MULTI_NUMBER_ENDS:
+        for size in (3, 2):
+            if i - size >= 0 and tuple(words[i - size : i]) in _MULTI_NUMBERS:
+                return _MULTI_NUMBERS[tuple(words[i - size : i])], i - size
     n = _word_number(words[i - 1], unit)
     if n is None:
         return None
@@ -917,8 +978,15 @@ def _number_before(words: Sequence[str], i: int, unit: str) -> tuple[int, int] |
 
 
 def _capped(words: Sequence[str], first: int, end: int) -> bool:
-    before = any(tuple(words[max(0, first - k) : first]) in _CAP_BEFORE_WORDS for k in (1, 2, 3))
-    return before or any(tuple(words[end : end + k]) in _CAP_AFTER_WORDS for k in (1, 2))
+    """Whether an upper-bound phrase ("under", "at most", "or less") sits just before ``first`` or at ``end``."""
+    before = words[max(0, first - 3) : first]
+    return (
+        tuple(before[-1:]) in _CAP_BEFORE_WORDS
+        or tuple(before[-2:]) in _CAP_BEFORE_WORDS
+        or tuple(before) in _CAP_BEFORE_WORDS
+        or tuple(words[end : end + 1]) in _CAP_AFTER_WORDS
+        or tuple(words[end : end + 2]) in _CAP_AFTER_WORDS
+    )
 
 
 def _han_number(text: str) -> int:
@@ -936,20 +1004,39 @@ def _han_number(text: str) -> int:
 
 def _read_cues(text: str) -> _Cues:
     """What the wording of a prompt asks for: an explicit size, a terse or brief answer, a long-form one."""
-    folded = _fold(_scan_window(text))
+    if len(text) > _SCAN_WINDOW:  # instructions sit at the start and the end, not in a pasted document
+        text = text[:DEFAULT_SCAN_HEAD] + "\n" + text[-DEFAULT_SCAN_TAIL:]
+    folded = text.lower() if text.isascii() else _fold(text)  # _fold(), inlined for ASCII
     if "," in folded:
         folded = _THOUSANDS_RE.sub("", folded)  # "1,000 words"
-    words = _words(folded)
+    if folded.isascii():
+        gapped = " " + folded.translate(_ASCII_GAPS) + " "  # _gapped(), inlined: this runs on every request
+        regex = _CUE_ASCII_RE
+        m = regex.search(gapped)
+        if m is None:
+            return _NO_CUES  # most prompts: no cue at all, and nothing to build
+    else:
+        gapped = _gapped(folded)
+        regex = _CUE_ASCII_RE if gapped.isascii() else _CUE_RE  # _CUE_INDEX.regex_for(gapped)
+        m = regex.search(gapped)
+    words: list[str] | None = None
     size: _Size | None = None
     kinds: set[str] = set()
-    for first, end, kind in _CUE_INDEX.scan(words, len(words)):
+    while m is not None:
+        phrase = " ".join(m.group().split())  # _CUE_INDEX.words_and_kind(m), inlined
+        kind = _CUE_INDEX.kinds[phrase]
         if kind.startswith("unit:"):
             unit = kind[5:]
+            if words is None:
+                words = gapped.split()
+            first = len(gapped[: m.start()].split())  # the index of the unit's word in words
             found = _number_before(words, first, unit)
             if found is not None and (unit != "item" or found[0] >= _MIN_ITEMS):
+                end = first + phrase.count(" ") + 1
                 size = _better(size, _make_size(found[0], unit, _capped(words, found[1], end)))
         else:
             kinds.add(kind)
+        m = regex.search(gapped, m.end())
     if not folded.isascii():
         for _, _, kind in _CUE_INDEX.wide_scan(folded, len(folded)):
             kinds.add(kind)
@@ -964,12 +1051,15 @@ def _read_cues(text: str) -> _Cues:
             size = _better(size, _make_size(n, unit, capped))
     if "one_sentence" in kinds:
         size = _better(size, _make_size(1, "sentence", False))
+    if size is None and not kinds:
+        return _NO_CUES
     return _Cues(size=size, terse="terse" in kinds, brief="brief" in kinds, long_form="long" in kinds)
 
 
 def _translation_source_len(prompt: str) -> int:
     prompt = prompt[:_MAX_SOURCE_CHARS]
-    quoted = [next(g for g in m.groups() if g is not None) for m in _QUOTED_RE.finditer(prompt, 0, _QUOTES_WITHIN)]
+    # Each alternative of the regex has one group, so the group that matched is the last (and only) one.
+    quoted = [m.group(m.lastindex or 0) for m in _QUOTED_RE.finditer(prompt, 0, _QUOTES_WITHIN)]
     if quoted:
         return sum(_weighted_len(q) for q in quoted)
     m = _SOURCE_START_RE.search(prompt, 0, _SOURCE_START_WITHIN)
@@ -1115,7 +1205,22 @@ class QualityGates:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_custom", "_enabled", "_lead_chars", "_min_chars", "_phrases", "_short_reply_chars", "_slack")
+    __slots__ = (
+        "_ascii_phrases",
+        "_custom",
+        "_enabled",
+        "_lead_chars",
+        "_length_gate",
+        "_min_chars",
+        "_phrase_gates",
+        "_phrases",
+        "_question_scan",
+        "_short_reply_chars",
+        "_slack",
+        "_summary_cap",
+        "_summary_scan",
+        "_task_bound",
+    )
 
     def __init__(
         self,
@@ -1148,6 +1253,16 @@ class QualityGates:
         self._phrases = _reply_index(config.refusal_phrases, config.hedging_phrases)
         # How far past the lead window a phrase that starts inside it may run.
         self._slack = 2 * self._phrases.longest + 16
+        # Precomputed for check(), which runs on every reply.
+        self._ascii_phrases = self._phrases.regex_for("") or _NO_MATCH
+        self._phrase_gates = "refusal" in self._enabled or "hedging" in self._enabled
+        self._length_gate = "too_short" in self._enabled
+        # How much of a prompt _task_minimum measures: no more than can change its answer.
+        self._question_scan = int(self._min_chars / DEFAULT_QUESTION_RATIO) + 1
+        self._summary_cap = self._min_chars * DEFAULT_SUMMARY_CAP_FACTOR
+        self._summary_scan = int(self._summary_cap / DEFAULT_SUMMARY_RATIO) + 1
+        # The most that _task_minimum can ask, bar translations.
+        self._task_bound = max(1, self._min_chars * DEFAULT_LONG_FORM_FACTOR, self._summary_cap)
 
     @property
     def enabled_gates(self) -> tuple[str, ...]:
@@ -1167,22 +1282,45 @@ class QualityGates:
         if not on:
             return _PASSED
         content = reply.content.strip()
-        has_tools = bool(reply.tool_calls)
-        failures: dict[str, tuple[str, float]] = {}  # gate -> (detail, score factor)
-        if not content and not has_tools:
-            if "empty" in on:
-                failures["empty"] = ("no text and no tool calls", DEFAULT_GATE_SCORES["empty"])
-        elif content:
-            mode = _json_mode(reply.response_format)
-            if not has_tools:
-                self._text_gates(reply, content, mode is not None, failures)
-            if mode is not None and "invalid_json" in on and reply.response_format is not None:
-                problem = _json_problem(content, mode, reply.response_format)
+        tool_calls = reply.tool_calls
+        # gate -> (detail, score factor); the factors multiply in this order, so it stays fixed.
+        failures: dict[str, tuple[str, float]] = {}
+        if content:
+            response_format = reply.response_format
+            mode = _json_mode(response_format) if response_format else None
+            if not tool_calls:
+                if self._phrase_gates:
+                    found = self._dominant_phrases(reply, content)
+                    if found:
+                        if "refusal" in on and "refusal" in found:
+                            failures["refusal"] = (found["refusal"], DEFAULT_GATE_SCORES["refusal"])
+                        elif "hedging" in on and "hedging" in found:
+                            failures["hedging"] = (found["hedging"], DEFAULT_GATE_SCORES["hedging"])
+                if self._length_gate and mode is None:
+                    cues = self._cues(reply) if reply.system else _read_cues(reply.prompt)
+                    # Without cues, no task but a translation asks for more than _task_bound: a reply that long
+                    # passes, and what it was asked for need not be worked out.
+                    if cues is not _NO_CUES or len(content) < self._task_bound or reply.task_type == "translation":
+                        required, why = self._minimum(reply, cues)
+                    else:
+                        required, why = 0, ""
+                    # A weighted length is never below the plain one, so only a reply this short needs measuring.
+                    if len(content) < required:
+                        length = _weighted_len(content, required)
+                        if length < required:
+                            # Spread over +-0.05 around the gate's factor, so that of two short replies the longer
+                            # ranks higher while the gate keeps its place between "truncated" and "hedging".
+                            factor = DEFAULT_GATE_SCORES["too_short"] - 0.05 + 0.1 * (length / required)
+                            failures["too_short"] = (f"{length} chars < {required} ({why})", factor)
+            if mode is not None and "invalid_json" in on and response_format is not None:
+                problem = _json_problem(content, mode, response_format)
                 if problem is not None:
                     failures["invalid_json"] = (problem, DEFAULT_GATE_SCORES["invalid_json"])
+        elif not tool_calls and "empty" in on:
+            failures["empty"] = ("no text and no tool calls", DEFAULT_GATE_SCORES["empty"])
         if "truncated" in on and reply.finish_reason in _TRUNCATED_REASONS:
             failures["truncated"] = (f"finish_reason {reply.finish_reason}", DEFAULT_GATE_SCORES["truncated"])
-        if "missing_tool_call" in on and reply.tools_expected and not has_tools:
+        if "missing_tool_call" in on and reply.tools_expected and not tool_calls:
             failures["missing_tool_call"] = (
                 "the request required a tool call and the reply has none",
                 DEFAULT_GATE_SCORES["missing_tool_call"],
@@ -1231,15 +1369,27 @@ class QualityGates:
             ``(weighted characters, explanation)``, e.g. ``(40, "code request")`` or
             ``(1500, "asked for 500 words")``.
         """
+        return self._minimum(reply, self._cues(reply))
+
+    # --- private ------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _cues(reply: GateInput) -> _Cues:
+        """The size and wording cues of the prompt and, bar ``long_form``, of the system prompt."""
         cues = _read_cues(reply.prompt)
         if reply.system:
             system = _read_cues(reply.system)
-            cues = _Cues(
-                size=cues.size or system.size,
-                terse=cues.terse or system.terse,
-                brief=cues.brief or system.brief,
-                long_form=cues.long_form,  # "You are an assistant that writes..." is not this request's verb
-            )
+            if system is not _NO_CUES:
+                cues = _Cues(
+                    size=cues.size or system.size,
+                    terse=cues.terse or system.terse,
+                    brief=cues.brief or system.brief,
+                    long_form=cues.long_form,  # "You are an assistant that writes..." is not this request's verb
+                )
+        return cues
+
+    def _minimum(self, reply: GateInput, cues: _Cues) -> tuple[int, str]:
+        """:meth:`min_length` given the request's cues."""
         translation = reply.task_type == "translation"
         # In a translation the counts ("translate a sentence") describe the source; its length is the measure.
         size = None if translation else cues.size
@@ -1252,8 +1402,6 @@ class QualityGates:
             return size.required, size.why  # an upper bound only ever lowers the minimum
         return required, why
 
-    # --- private ------------------------------------------------------------------------------------------------
-
     def _task_minimum(self, reply: GateInput, cues: _Cues) -> tuple[int, str]:
         """Rules 3 to 6 of the module docstring: what the task type and the prompt's wording ask for."""
         base = self._min_chars
@@ -1263,38 +1411,36 @@ class QualityGates:
             source = _translation_source_len(_fold(prompt[:_MAX_SOURCE_CHARS]))
             return max(1, min(int(source * DEFAULT_TRANSLATION_RATIO), DEFAULT_MAX_REQUIRED_CHARS)), "translation"
         if task == "summarisation":
-            limit = base * DEFAULT_SUMMARY_CAP_FACTOR
-            wanted = int(_weighted_len(prompt, int(limit / DEFAULT_SUMMARY_RATIO) + 1) * DEFAULT_SUMMARY_RATIO)
+            limit = self._summary_cap
+            wanted = int(_weighted_len(prompt, self._summary_scan) * DEFAULT_SUMMARY_RATIO)
             return max(base, min(wanted, limit)), "summary"
         if not cues.brief:
             if task in ("code", "creative") and (cues.long_form or not prompt.rstrip().endswith(_QUESTION_MARKS)):
                 return base * DEFAULT_LONG_FORM_FACTOR, f"{task} request"
             if cues.long_form:
                 return base, "long-form request"
-        wanted = int(_weighted_len(prompt, int(base / DEFAULT_QUESTION_RATIO) + 1) * DEFAULT_QUESTION_RATIO)
+        wanted = int(_weighted_len(prompt, self._question_scan) * DEFAULT_QUESTION_RATIO)
         return max(1, min(wanted, base)), "judged against the question"
-
-    def _text_gates(
-        self, reply: GateInput, content: str, json_mode: bool, failures: dict[str, tuple[str, float]]
-    ) -> None:
-        on = self._enabled
-        if "refusal" in on or "hedging" in on:
-            found = self._dominant_phrases(reply, content)
-            if "refusal" in on and "refusal" in found:
-                failures["refusal"] = (found["refusal"], DEFAULT_GATE_SCORES["refusal"])
-            elif "hedging" in on and "hedging" in found:
-                failures["hedging"] = (found["hedging"], DEFAULT_GATE_SCORES["hedging"])
-        if "too_short" in on and not json_mode:
-            required, why = self.min_length(reply)
-            length = _weighted_len(content, required)
-            if length < required:
-                # Spread over +-0.05 around the gate's factor, so that of two short replies the longer ranks higher
-                # while the gate keeps its place between "truncated" and "hedging".
-                factor = DEFAULT_GATE_SCORES["too_short"] - 0.05 + 0.1 * (length / required)
-                failures["too_short"] = (f"{length} chars < {required} ({why})", factor)
 
     def _dominant_phrases(self, reply: GateInput, content: str) -> dict[str, str]:
         """The first refusal and hedging phrases that dominate the reply, quoted from it."""
+        if content.isascii():
+            # Most replies hold no phrase. In ASCII text one regex search over the reply's head shows it: folding is
+            # a lower(), and a lead cut at whitespace changes no word, so the head need not be split at the cut.
+            cut = len(content)
+            head: str | None = content
+            if cut > self._short_reply_chars:
+                cut = self._lead_chars
+                space = _WS_RE.search(content, cut, cut + _CUT_SLIDE)
+                if space is None:
+                    head = None  # the lead cut splits a word: the general case below
+                else:
+                    cut = space.start()
+                    head = content[: cut + self._slack]
+            if head is not None:
+                m = self._ascii_phrases.search(" " + head.lower().translate(_ASCII_GAPS) + " ")
+                if m is None or m.start() >= cut:  # the match's offset is that of its first word in content
+                    return {}
         short = self._short_reply_chars
         if len(content) <= short and _weighted_len(content) <= short:
             lead, tail = content, ""
@@ -1309,7 +1455,9 @@ class QualityGates:
                 cut = space.start()
             lead, tail = content[:cut], content[cut : cut + self._slack]
         found = self._phrases.first_of_each(lead, tail)
-        if found and reply.task_type == "translation":
+        if not found:
+            return found
+        if reply.task_type == "translation":
             # A phrase the prompt says too is most likely being translated, not said by the model.
             for kind in self._phrases.first_of_each(reply.prompt[:_ECHO_SCAN_CHARS]):
                 found.pop(kind, None)

@@ -1,7 +1,8 @@
 """The Router: classify -> plan -> cascade (breaker -> budget -> provider -> gates) -> track.
 
 Ownership: this module composes the lower layers and owns nothing external itself. Time comes from the
-injected clock (latency, backoff, cool-downs); request deadlines use anyio cancel scopes on the loop clock.
+injected clock (latency, backoff, cool-downs); a request's deadline is real monotonic time (``deadline_now``),
+turned into relative timeouts: aiohttp's per-call timeout, or an anyio cancel scope where one is needed anyway.
 """
 
 from __future__ import annotations

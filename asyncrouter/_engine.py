@@ -235,6 +235,7 @@ class Router:
             maxsize=self.config.meta_router_cache_size, ttl=self.config.meta_router_cache_ttl, clock=self.clock
         )
         self._preview_chars = self.config.tracker.prompt_preview_chars
+        self._unit_prices = [(a, p.input_per_1k, p.output_per_1k) for a, p in self.prices.items()]
         self._max_tries = self.config.retries.max_attempts
         self._open = False
 
@@ -343,7 +344,10 @@ class Router:
         default fallback and the reason says so.
         """
         msgs = _normalise_messages(prompt, messages)
-        params = _Params(max_tokens=max_tokens, tools=tools, response_format=response_format)
+        if max_tokens is None and tools is None and response_format is None:
+            params = _NO_PARAMS
+        else:
+            params = _Params(max_tokens=max_tokens, tools=tools, response_format=response_format)
         c = self._classify(msgs, params)
         plan = self._plan(c, model, params)
         if plan.needs_meta:
@@ -358,35 +362,38 @@ class Router:
                 fallback.skipped,
                 plan.profile,
             )
-        out_tokens = max_tokens or ESTIMATE_OUTPUT_TOKENS
+        out_tokens = max(0, max_tokens or ESTIMATE_OUTPUT_TOKENS)
+        in_tokens = max(0, c.input_tokens)
         chosen = plan.chain[0] if plan.chain else None
         est = 0.0
         priciest, top = None, -1.0
-        for alias, price in self.prices.items():
-            cost = cost_usd(price, c.input_tokens, out_tokens)
+        # cost_usd() for every model, written out (the same arithmetic, in the same order)
+        for alias, in_per_1k, out_per_1k in self._unit_prices:
+            cost = in_tokens * in_per_1k / 1000 + out_tokens * out_per_1k / 1000
             if alias == chosen:
                 est = cost
             if cost > top:
                 priciest, top = alias, cost
+        # positional, in RoutingDecision's field order
         return RoutingDecision(
-            task_type=c.task_type,
-            complexity_score=c.complexity_score,
-            tier=plan.tier,
-            complexity=c.complexity,
-            category=c.category,
-            confidence=c.confidence,
-            chain=plan.chain,
-            routing_layer=plan.layer,
-            reason=plan.reason,
-            classification=c,
-            language=c.language,
-            input_tokens=c.input_tokens,
-            model=chosen,
-            estimated_cost_usd=est,
-            max_cost_usd=max(top, 0.0),
-            most_expensive_model=priciest,
-            skipped=plan.skipped,
-            profile=plan.profile,
+            c.task_type,
+            c.complexity_score,
+            plan.tier,
+            c.complexity,
+            c.category,
+            c.confidence,
+            plan.chain,
+            plan.layer,
+            plan.reason,
+            c,
+            c.language,
+            c.input_tokens,
+            chosen,
+            est,
+            max(top, 0.0),
+            priciest,
+            plan.skipped,
+            plan.profile,
         )
 
     async def logs(

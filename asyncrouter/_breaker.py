@@ -591,6 +591,7 @@ class _Gate(pybreaker.CircuitBreakerListener):
             self.breaker.call(_succeed)
             self._reason = ""
             return
+        self.board._quiet = False
         self.storage.note_failure(alias)
         last = type(exc).__name__
         if state == _HALF_OPEN:
@@ -687,6 +688,13 @@ class BreakerBoard:
         self._subscribers: list[Callable[[BreakerEvent], object]] = []
         self._events: deque[BreakerEvent] = deque()
         self._flushing = False
+        # Quiet: every breaker closed, no failure counted, no trial out, no event pending. Then admit(), record()
+        # of a reply and snapshot() have nothing to look at, and answer at once. Any counted failure or
+        # transition ends it; it is re-established by _recheck_quiet() after a success or a forced close. Only
+        # for the board's own in-memory storages, which change only through this module: a custom storage (one
+        # shared between processes) may change behind the board's back, so it always takes the full path.
+        self._quiet_capable = self._enabled and storage_factory is None
+        self._quiet = self._quiet_capable
         for alias, endpoint in (models or {}).items():
             self.add_model(alias, endpoint)
 
@@ -771,6 +779,10 @@ class BreakerBoard:
         Raises:
             KeyError: *alias* has no breaker.
         """
+        if self._quiet:
+            quiet_entry = self._entries.get(alias)
+            if quiet_entry is not None:
+                return Admission(alias, quiet_entry.endpoint, quiet_entry.model, quiet_entry.provider, 0)
         entry = self._entry(alias)
         if not self._enabled:
             return Admission(alias, entry.endpoint, None, None, 0)
@@ -810,6 +822,9 @@ class BreakerBoard:
         Returns:
             How the outcome was classified (:func:`classify_outcome`).
         """
+        if exc is None and self._quiet:
+            admission._done = True  # a reply through a quiet board: closed breakers with nothing to forget
+            return "success"
         outcome = classify_outcome(exc, final=final)
         if admission._done:
             return outcome
@@ -832,7 +847,17 @@ class BreakerBoard:
         provider.settle(outcome, epoch=admission._provider_epoch, token=token, alias=admission.alias, exc=exc)
         if self._events:
             self._flush()
+        if outcome == "success" and self._quiet_capable:
+            self._recheck_quiet()
         return outcome
+
+    def _recheck_quiet(self) -> None:
+        """Quiet again if every breaker is closed with no failure counted, no trial out and no event pending."""
+        self._quiet = (
+            self._quiet_capable
+            and not self._events
+            and all(s.state == _CLOSED and s.counter == 0 and not s._trial_token for s in self._storages)
+        )
 
     def snapshot(self) -> Mapping[str, str]:
         """alias -> reason for every model :meth:`admit` would refuse right now. Claims no trial.
@@ -840,7 +865,7 @@ class BreakerBoard:
         Open breakers whose reset timeout has passed move to half-open here (and report the event), exactly as
         they would on the next ``admit()``.
         """
-        if not self._enabled:
+        if not self._enabled or self._quiet:
             return _NOTHING_BLOCKED
         # Fast path, taken by almost every request: every breaker closed in its storage means nothing to skip.
         for storage in self._storages:
@@ -959,6 +984,8 @@ class BreakerBoard:
         gate._reason = ""
         self._stamp_origin(queued, name, origin)
         self._flush()
+        if self._quiet_capable:
+            self._recheck_quiet()
         return True
 
     def _gate_named(self, name: str) -> _Gate:
@@ -985,6 +1012,7 @@ class BreakerBoard:
         yield from self._providers.values()
 
     def _queue_event(self, event: BreakerEvent) -> None:
+        self._quiet = False
         self._events.append(event)
         log = logger.warning if event.new_state == "open" else logger.info
         log("breaker %s %r: %s -> %s (%s)", event.kind, event.name, event.old_state, event.new_state, event.reason)

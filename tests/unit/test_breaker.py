@@ -718,6 +718,43 @@ def test_storage_factory_is_used(fake_clock: FakeClock) -> None:
     assert made == [("acme", "provider"), ("a", "model"), ("b", "model")]
 
 
+def test_a_shared_storage_changed_behind_the_boards_back_is_seen(fake_clock: FakeClock) -> None:
+    # A storage from storage_factory may be shared with other processes: one of them can open a breaker by
+    # writing the storage alone. The board must read the storage every time, never assume all is still closed.
+    storages: dict[str, ClockedMemoryStorage] = {}
+
+    def factory(name: str, kind: str) -> ClockedMemoryStorage:
+        storages[name] = ClockedMemoryStorage(clock=fake_clock)
+        return storages[name]
+
+    board = make_board(fake_clock, {"a": "acme", "b": "acme"}, storage_factory=factory)
+    board.record(admitted(board, "a"), None)
+    assert dict(board.snapshot()) == {}
+    shared = storages["a"]
+    shared.state = "open"  # written by another process
+    shared.set_opened_at(wall=fake_clock.time(), monotonic=fake_clock.monotonic())
+    assert not board.admit("a").admitted
+    assert "a" in board.snapshot()
+    assert board.admit("b").admitted
+
+
+def test_after_a_failure_and_a_recovery_the_streak_starts_from_zero_again(fake_clock: FakeClock) -> None:
+    # Failures below the threshold, then a success: the count is forgotten (and the board's hot path resumes);
+    # a new streak then needs the full fail_max again, no more and no less.
+    board = make_board(fake_clock)
+    fail(board, "mini", MODEL_FAIL_MAX - 1)
+    assert board.status()["mini"].fail_count == MODEL_FAIL_MAX - 1
+    board.record(admitted(board, "mini"), None)
+    assert board.status()["mini"].fail_count == 0
+    for _ in range(3):
+        board.record(admitted(board, "mini"), None)  # successes through closed breakers change nothing
+    fail(board, "mini", MODEL_FAIL_MAX - 1)
+    assert state(board, "mini") == "closed"
+    fail(board, "mini", 1)
+    assert state(board, "mini") == "open"
+    assert "mini" in board.snapshot()
+
+
 # -- configuration ---------------------------------------------------------------------------------------------
 
 

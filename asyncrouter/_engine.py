@@ -386,7 +386,6 @@ class Router:
             plan.layer,
             plan.reason,
             c,
-            c.language,
             c.input_tokens,
             chosen,
             est,

@@ -97,9 +97,8 @@ class RoutingDecision:
     chain: list[str]
     routing_layer: str
     reason: str
-    #: the classifier's full output (its ``signals`` are built only when read)
+    #: the classifier's full output (its ``signals`` and ``language`` are settled only when read)
     classification: Classification
-    language: str
     input_tokens: int
     model: str | None
     estimated_cost_usd: float
@@ -112,6 +111,11 @@ class RoutingDecision:
     def signals(self) -> tuple[str, ...]:
         """The human-readable signals that decided the classification."""
         return self.classification.signals
+
+    @property
+    def language(self) -> str:
+        """The prompt's detected language (``""`` when unknown); routing never needs it, so it is read lazily."""
+        return self.classification.language
 
     @property
     def savings_pct(self) -> float:

@@ -223,7 +223,7 @@ class TrackerConfig(_Frozen):
     path: str | None = "asyncrouter.db"
     prompt_preview_chars: int = Field(default=80, ge=0)
     batch_size: int = Field(default=256, ge=1)
-    flush_interval: PositiveSeconds = 0.05
+    flush_interval: PositiveSeconds = 0.25
     queue_size: int = Field(default=10_000, ge=1)
     on_full: Literal["wait", "drop"] = "wait"
 

@@ -1496,7 +1496,7 @@ class Tracker:
             self._queue.take_into(self._held, self._markers, self._config.batch_size)
 
     async def _linger(self, room: int) -> None:
-        """Wait up to ``flush_interval`` for *room* more records (or a flush, a full queue, an insert's end)."""
+        """Wait up to ``flush_interval`` for *room* more records (or a flush, or a full queue)."""
         wake = anyio.Event()
         self._wake, self._wake_at, self._pending = wake, room, 0
         try:

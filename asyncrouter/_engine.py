@@ -235,7 +235,6 @@ class Router:
             maxsize=self.config.meta_router_cache_size, ttl=self.config.meta_router_cache_ttl, clock=self.clock
         )
         self._preview_chars = self.config.tracker.prompt_preview_chars
-        self._unit_prices = [(a, p.input_per_1k, p.output_per_1k) for a, p in self.prices.items()]
         self._max_tries = self.config.retries.max_attempts
         self._open = False
 
@@ -362,14 +361,12 @@ class Router:
                 fallback.skipped,
                 plan.profile,
             )
-        out_tokens = max(0, max_tokens or ESTIMATE_OUTPUT_TOKENS)
-        in_tokens = max(0, c.input_tokens)
+        out_tokens = max_tokens or ESTIMATE_OUTPUT_TOKENS
         chosen = plan.chain[0] if plan.chain else None
         est = 0.0
         priciest, top = None, -1.0
-        # cost_usd() for every model, written out (the same arithmetic, in the same order)
-        for alias, in_per_1k, out_per_1k in self._unit_prices:
-            cost = in_tokens * in_per_1k / 1000 + out_tokens * out_per_1k / 1000
+        for alias, price in self.prices.items():
+            cost = cost_usd(price, c.input_tokens, out_tokens)
             if alias == chosen:
                 est = cost
             if cost > top:

@@ -32,11 +32,14 @@ import pstats
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self
+
+import anyio
 
 from asyncrouter.testing import FakeModel, FakeProviderServer, default_fleet
 
@@ -529,6 +532,15 @@ def timed() -> Iterator[Callable[[], float]]:
         yield elapsed
     finally:
         end.append(time.perf_counter_ns())
+
+
+def run_against_fleet(bench: Callable[[FleetProcess, str], Awaitable[Result]]) -> Result:
+    """``await bench(fleet, tmp)`` in a fresh event loop, against a steady fleet in a child process and with a
+    temporary directory; the result's ``seconds`` is the whole run, the fleet's start and stop included."""
+    with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
+        result = anyio.run(bench, fleet, tmp)
+    result["seconds"] = round(elapsed(), 2)
+    return result
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

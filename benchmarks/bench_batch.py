@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -42,6 +41,7 @@ from benchmarks._common import (
     make_result,
     median,
     prepare_timing,
+    run_against_fleet,
     script_main,
     timed,
 )
@@ -181,10 +181,9 @@ def run(quick: bool = False) -> Result:
         quick: small batches and one round (a smoke run): the figures are noisy.
     """
     n, rounds = (QUICK_N, QUICK_ROUNDS) if quick else (DEFAULT_N, DEFAULT_ROUNDS)
-    with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
-        result = anyio.run(lambda: _bench(fleet, tmp, n=n, rounds=rounds, concurrencies=DEFAULT_CONCURRENCIES))
-    result["seconds"] = round(elapsed(), 2)
-    return result
+    return run_against_fleet(
+        lambda fleet, tmp: _bench(fleet, tmp, n=n, rounds=rounds, concurrencies=DEFAULT_CONCURRENCIES)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

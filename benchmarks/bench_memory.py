@@ -20,19 +20,26 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev extra
 
 if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asyncrouter import Response, Router
-from benchmarks._common import FleetProcess, Result, figure, make_result, prepare_timing, script_main, timed
+from benchmarks._common import (
+    FleetProcess,
+    Result,
+    figure,
+    make_result,
+    prepare_timing,
+    run_against_fleet,
+    script_main,
+    timed,
+)
 
 NAME: Final = "memory"
 LIMIT_GROWTH_MB: Final = 50.0
@@ -127,10 +134,7 @@ def run(quick: bool = False) -> Result:
         quick: a few thousand prompts instead of 100k (a smoke run).
     """
     n, warmup = (QUICK_N, QUICK_WARMUP) if quick else (DEFAULT_N, WARMUP)
-    with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
-        result = anyio.run(lambda: _bench(fleet, tmp, n=n, warmup=warmup))
-    result["seconds"] = round(elapsed(), 2)
-    return result
+    return run_against_fleet(lambda fleet, tmp: _bench(fleet, tmp, n=n, warmup=warmup))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

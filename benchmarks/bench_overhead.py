@@ -34,14 +34,12 @@ import json
 import os
 import pstats
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-import anyio
 
 if __package__ in (None, ""):  # run as a file: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -59,8 +57,8 @@ from benchmarks._common import (
     p50_p99_us,
     prepare_timing,
     profile_summary,
+    run_against_fleet,
     script_main,
-    timed,
 )
 
 NAME: Final = "overhead"
@@ -293,12 +291,11 @@ def run(quick: bool = False) -> Result:
         if quick
         else (DEFAULT_ROUNDS, DEFAULT_ITERATIONS, DEFAULT_WARMUP, DEFAULT_PROFILE_CALLS)
     )
-    with timed() as elapsed, FleetProcess(fleet="steady") as fleet, tempfile.TemporaryDirectory() as tmp:
-        result = anyio.run(
-            lambda: _bench(fleet, tmp, rounds=rounds, iterations=iterations, warmup=warmup, profile_calls=profile_calls)
+    return run_against_fleet(
+        lambda fleet, tmp: _bench(
+            fleet, tmp, rounds=rounds, iterations=iterations, warmup=warmup, profile_calls=profile_calls
         )
-    result["seconds"] = round(elapsed(), 2)
-    return result
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

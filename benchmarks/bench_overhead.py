@@ -6,8 +6,9 @@ Usage::
 
 The fake fleet (:func:`benchmarks._common.steady_fleet`: no latency, faults, hedging or refusals, so every
 request is exactly one provider call) runs in a child process, so its CPU does not share the measured event
-loop. In this process, at concurrency 1, each *round* times every variant on the same prompts, in a rotated
-order, after a warm-up:
+loop. In this process, at concurrency 1, after a warm-up, each *round* times a short block of calls of every
+variant on the same prompts, in a rotated order; many short rounds interleave the variants finely, so a change in
+the shared machine's load between rounds falls on all of them alike:
 
 * ``raw``: one :class:`aiohttp.ClientSession`, ``session.post(url, json=body)`` with the same OpenAI body and
   headers the router sends, the reply read and ``json.loads``-ed (the least any client does);
@@ -17,9 +18,12 @@ order, after a warm-up:
   writer task runs) and off (``tracker.path: null``);
 * ``auto``: ``router.aroute(prompt)`` (classifier, planner, cascade of one), tracking on and off.
 
-Overhead is router p50 minus raw p50 of the same round; the figure is the median over rounds (the machine is
-shared). Target: 150 us at p50 with tracking on. Then the router path runs under :mod:`cProfile` (and the raw
-path, for comparison): the result's ``details.profile`` lists where the time goes, per request.
+Overhead is the router's p50 minus the raw p50, over every call of every round. The client CPU overhead is the
+process time per call (every thread, the SQLite writer's too: a block with tracking on ends once its records are
+written) against raw's of the same round, the median over rounds. Target: 150 us at p50 with tracking on.
+
+Then the router path runs under :mod:`cProfile` (and the raw path, for comparison): the result's
+``details.profile`` lists where the time goes, per request.
 
 Last, a count that the machine's load cannot move: the Python bytecodes each path executes per request
 (:class:`benchmarks._common.BytecodeCounter`), raw against the router, by area. It leaves out C work (regex,
@@ -64,14 +68,15 @@ from benchmarks._common import (
 NAME: Final = "overhead"
 TARGET_OVERHEAD_US: Final = 150.0
 PINNED_MODEL: Final = "fake-cheap"
-DEFAULT_ROUNDS: Final = 5
-DEFAULT_ITERATIONS: Final = 1000
+DEFAULT_ROUNDS: Final = 40
+#: calls per variant per round: short blocks, interleaved (see the module docstring)
+DEFAULT_ITERATIONS: Final = 100
 DEFAULT_WARMUP: Final = 200
 DEFAULT_PROFILE_CALLS: Final = 2000
 #: requests per variant whose bytecodes are counted (the count is exact; tracing is ~50x slower)
 DEFAULT_COUNT_CALLS: Final = 200
-QUICK_ROUNDS: Final = 1
-QUICK_ITERATIONS: Final = 150
+QUICK_ROUNDS: Final = 3
+QUICK_ITERATIONS: Final = 50
 QUICK_WARMUP: Final = 30
 QUICK_PROFILE_CALLS: Final = 150
 #: how many functions of the profile to keep in the result
@@ -107,8 +112,14 @@ class _Raw:
         return json.loads(data)
 
 
-async def _time_calls(call: Call, prompts: Sequence[str], iterations: int) -> tuple[list[int], float]:
-    """Wall latencies (ns) of each call, and this process's CPU time per call in us (all its threads)."""
+async def _time_calls(
+    call: Call, prompts: Sequence[str], iterations: int, settle: Callable[[], Awaitable[object]] | None
+) -> tuple[list[int], float]:
+    """Wall latencies (ns) of each call, and this process's CPU time per call in us (all its threads).
+
+    ``settle`` (the tracker's flush) runs inside the CPU measurement: the block pays for writing its own records,
+    which would otherwise be written during the next variant's block.
+    """
     perf = time.perf_counter_ns
     out: list[int] = []
     n = len(prompts)
@@ -118,6 +129,8 @@ async def _time_calls(call: Call, prompts: Sequence[str], iterations: int) -> tu
         t0 = perf()
         await call(prompt)
         out.append(perf() - t0)
+    if settle is not None:
+        await settle()
     return out, (time.process_time_ns() - cpu0) / iterations / 1000
 
 
@@ -178,15 +191,21 @@ async def _bench(
             for i in range(warmup):
                 await call(prompts[i % len(prompts)])
 
+        flushes = {"pinned, tracking on": pinned_on, "auto, tracking on": auto_on}
         names = list(variants)
+        latencies: dict[str, list[int]] = {n: [] for n in names}
         per_round: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         cpu_round: dict[str, list[float]] = {n: [] for n in names}
         for rnd in range(rounds):
             order = names[rnd % len(names) :] + names[: rnd % len(names)]
             for name in order:
                 prepare_timing()
-                latencies, cpu_us = await _time_calls(variants[name], prompts, iterations)
-                per_round[name].append(p50_p99_us(latencies))
+                tracker = flushes[name].tracker if name in flushes else None
+                block, cpu_us = await _time_calls(
+                    variants[name], prompts, iterations, tracker.flush if tracker is not None else None
+                )
+                latencies[name].extend(block)
+                per_round[name].append(p50_p99_us(block))
                 cpu_round[name].append(cpu_us)
 
         tracked = {}
@@ -205,14 +224,16 @@ async def _bench(
             for name in ("raw", "pinned, tracking off", "raw auto", "auto, tracking off")
         }
 
+    pooled = {name: p50_p99_us(samples) for name, samples in latencies.items()}
+
     def p50(name: str) -> float:
-        return median(x[0] for x in per_round[name])
+        return pooled[name][0]
 
     def p99(name: str) -> float:
-        return median(x[1] for x in per_round[name])
+        return pooled[name][1]
 
     def overhead(name: str, base: str) -> float:
-        return median(r[0] - b[0] for r, b in zip(per_round[name], per_round[base], strict=True))
+        return p50(name) - p50(base)
 
     figures = [
         figure("raw aiohttp POST p50", p50("raw"), "us"),
@@ -249,8 +270,9 @@ async def _bench(
         return ", ".join(f"{k} {v:+.1f}" for k, v in list(diff.items())[:n])
 
     notes = [
-        f"concurrency 1, {rounds} round(s) x {iterations} calls per variant after {warmup} warm-up calls; "
-        "figures are medians over rounds; overhead = router p50 - raw p50 of the same round",
+        f"concurrency 1, {rounds} round(s) x {iterations} calls per variant (interleaved blocks) after {warmup} "
+        "warm-up calls; p50/p99 over all calls; overhead = router p50 - raw p50; CPU overhead = median over rounds "
+        "of the same round's difference",
         "auto overheads are against 'raw auto' (each prompt posted to the model the router picks)",
         f"tracker rows written during the run: {tracked} (the SQLite writer ran)",
         f"profile (cProfile, us/request; it inflates absolute times, use the ranking): router (tracking off) "

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -220,9 +220,13 @@ def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
 
 
+#: compact JSON, UTF-8 left as is; built once (``json.dumps`` with options builds an encoder on every call)
+_JSON_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode(body: Mapping[str, Any], headers: Mapping[str, str], accept: str) -> tuple[bytes, dict[str, str]]:
     """The compact JSON body and the request headers (ours first, so the caller's win)."""
-    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    data = _JSON_ENCODER.encode(body).encode()
     return data, {"Content-Type": "application/json", "Accept": accept, **headers}
 
 

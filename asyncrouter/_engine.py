@@ -7,17 +7,22 @@ turned into relative timeouts: aiohttp's per-call timeout, or an anyio cancel sc
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import logging
 import os
 import random
+import threading
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, Self
 
 import anyio
+import anyio.from_thread
 
 from ._alerts import Alerts
 from ._batch import DEFAULT_BATCH_CONCURRENCY, BatchItem, ProgressCallback, iter_batch
@@ -162,6 +167,38 @@ class _Ctx:
         return self.deadline - deadline_now()
 
 
+class _SyncLoop:
+    """The event loop behind the synchronous API: a thread of its own, with the router open in one task there.
+
+    The router stays open across calls (one HTTP session, one tracker writer) until :meth:`Router.close`, or
+    until the interpreter exits: an ``atexit`` hook closes it then, so the tracker's last records are written.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self._portal_cm = anyio.from_thread.start_blocking_portal(name="asyncrouter-sync")
+        self.portal = self._portal_cm.__enter__()
+        try:
+            self.thread_id: int = self.portal.call(threading.get_ident)
+            # aopen and aclose run in the same task, as the tracker's writer requires
+            self._router_cm = self.portal.wrap_async_context_manager(router)
+            self._router_cm.__enter__()
+        except BaseException as exc:
+            self._portal_cm.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._router_cm.__exit__(None, None, None)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+
+def _close_at_exit(ref: weakref.ref[Router]) -> None:
+    router = ref()
+    if router is not None:
+        router.close()
+
+
 class Router:
     """Routes each prompt to the right model.
 
@@ -172,6 +209,7 @@ class Router:
         seed: seeds the backoff jitter, for reproducible tests.
 
     Use it as an async context manager: ``async with Router.from_yaml("asyncrouter.yaml") as router: ...``.
+    Scripts without an event loop can call :meth:`route` instead (and :meth:`close`, or ``with router:``).
 
     .. versionadded:: 0.1
     """
@@ -237,6 +275,10 @@ class Router:
         self._preview_chars = self.config.tracker.prompt_preview_chars
         self._max_tries = self.config.retries.max_attempts
         self._open = False
+        self._closed = False
+        self._sync: _SyncLoop | None = None  # the synchronous API's loop, started by the first route()
+        self._sync_lock = threading.Lock()
+        self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
 
     # -- construction -----------------------------------------------------------------------------------------
 
@@ -259,8 +301,20 @@ class Router:
         """Open the HTTP session, the tracker and the budget backend. Idempotent.
 
         Open and close the router in the same task: the tracker's writer task belongs to it.
+
+        Raises:
+            RouterError: the router was closed (a Router is opened once), or the synchronous API
+                (:meth:`route`) holds it open in its own event loop.
         """
+        if self._closed:
+            raise RouterError("this router was closed; a Router is opened once: build a new one")
         if self._open:
+            sync = self._sync
+            if sync is not None and threading.get_ident() != sync.thread_id:
+                raise RouterError(
+                    "the router is open in the event loop of the synchronous API (route()); "
+                    "call router.close() before using it with `async with`"
+                )
             return
         await self._http.aopen()
         try:
@@ -277,6 +331,8 @@ class Router:
 
     async def aclose(self) -> None:
         """Drain the tracker and close everything. Safe to call twice, and when the body raised or was cancelled."""
+        if self._open:
+            self._closed = True
         self._open = False
         await self._close_parts()
 
@@ -908,10 +964,16 @@ class Router:
         )
 
     def route(self, prompt: str | None = None, **kwargs: Any) -> Response:
-        """Synchronous :meth:`aroute` for scripts: opens the router, routes once, closes it.
+        """Synchronous :meth:`aroute` for scripts and threads without an event loop.
+
+        The first call opens the router in an event loop of its own, on a background thread; later calls
+        (from any thread, concurrently too) reuse it, with its HTTP connections and tracker. :meth:`close`
+        (or leaving ``with router:``) closes it and writes the tracker's last records; so does the
+        interpreter's exit, for a script that never closes it.
 
         Raises:
             RuntimeError: called from inside a running event loop; use ``await router.aroute(...)`` there.
+            RouterError: the router is open in another event loop (``async with router`` somewhere else).
         """
         try:
             anyio.get_current_task()
@@ -921,12 +983,37 @@ class Router:
             raise RuntimeError(
                 "Router.route() is the synchronous API; inside async code use `await router.aroute(...)`"
             )
+        return self._sync_loop().portal.call(functools.partial(self.aroute, prompt, **kwargs))
 
-        async def main() -> Response:
-            async with self:
-                return await self.aroute(prompt, **kwargs)
+    def _sync_loop(self) -> _SyncLoop:
+        with self._sync_lock:
+            if self._sync is None:
+                if self._open:
+                    raise RouterError(
+                        "the router is open in an event loop (`async with router`): "
+                        "call `await router.aroute(...)` there, or close it before using route()"
+                    )
+                self._sync = _SyncLoop(self)
+                atexit.register(self._at_exit)
+            return self._sync
 
-        return anyio.run(main)
+    def close(self) -> None:
+        """Close what :meth:`route` opened: drain the tracker, close the HTTP session, stop the loop's thread.
+
+        Safe to call twice, and when :meth:`route` was never called. Like ``async with``, it is final: a Router
+        is opened once.
+        """
+        with self._sync_lock:
+            sync, self._sync = self._sync, None
+        if sync is not None:
+            atexit.unregister(self._at_exit)
+            sync.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def astream(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from asyncrouter import AllProvidersFailed, Router, RouterError
+from asyncrouter import AllProvidersFailed, Response, Router, RouterError
 from asyncrouter.testing import FakeModel, FakeProviderServer
 
 KEYS = {
@@ -136,7 +136,12 @@ async def test_unopened_router_refuses_and_unclosed_router_warns(fleet: FakeProv
 async def test_sync_route_runs_its_own_loop(fleet: FakeProviderServer, tmp_path: Path) -> None:
     cfg = secret_config(fleet, tmp_path)
     router = Router.from_dict(cfg)
-    r = await anyio.to_thread.run_sync(lambda: router.route("hello", model="m-anthropic"))
+
+    def script() -> Response:
+        with router:  # closing writes the tracker's records
+            return router.route("hello", model="m-anthropic")
+
+    r = await anyio.to_thread.run_sync(script)
     assert r.meta.provider == "anthropic"
     assert r.content
     with sqlite3.connect(tmp_path / "t.db") as conn:

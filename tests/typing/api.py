@@ -35,7 +35,9 @@ async def main() -> None:
         for attempt in meta.attempts:
             reason: str = attempt.reason
             print(attempt.model, attempt.outcome, reason, attempt.cost_usd)
-        r2 = await router.aroute(messages=[{"role": "user", "content": "hi"}], max_tokens=256, temperature=0.2, model="eco")
+        r2 = await router.aroute(
+            messages=[{"role": "user", "content": "hi"}], max_tokens=256, temperature=0.2, model="eco"
+        )
         async with router.astream("Tell me a story") as stream:
             async for delta in stream:
                 text: str = delta
@@ -58,8 +60,15 @@ async def main() -> None:
         budget: BudgetStatus = router.budget.status()
         breakers: dict[str, BreakerStatus] = router.breakers.status()
         print(content, model, layer, cost, tokens, r2, chain, logs, stats.cost_usd, budget.remaining, breakers)
-    sync: Response = router.route("hello")
-    print(sync.content)
+
+
+def script() -> None:
+    # the synchronous API, for code with no event loop
+    router = Router.from_yaml("asyncrouter.yaml")
+    with router:
+        sync: Response = router.route("hello", max_tokens=50)
+        print(sync.content)
+    router.close()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ Pure: no I/O, no clock. The routing layers are routeforge's four, plus ``pinned`
    asks it (the one async step) and calls :meth:`Planner.plan_meta` with its answer;
 4. ``default``: ``default_model``, which always takes the request.
 
+The prompt's tier is the classifier's (simple, medium, complex, reasoning), unless the config sets routeforge's
+``complexity_threshold``: then a score below it asks for the cheap tier and one at or above it for at least the
+complex (strong) tier; a prompt the classifier found to need reasoning keeps that tier either way.
+
 Within a layer the chain holds the *capable* models (whose strength covers the prompt's tier), cheapest first
 when the cascade is on (strongest-suitable first when it is off), then the default model as a last resort.
 Models whose breaker is open, whose context window cannot hold the prompt plus ``max_tokens``, or that the
@@ -182,6 +186,10 @@ class Planner:
         #: the smallest context window: a request needing more tokens than that is too big for some model
         self._smallest_window: int | None = min(windows) if windows else None
         self._memo: dict[tuple[object, ...], Plan] = {}
+        #: routeforge's binary cheap/strong rule, only when the config sets it (else the classifier's tiers)
+        self._threshold: float | None = (
+            config.complexity_threshold if "complexity_threshold" in config.model_fields_set else None
+        )
         self._tagged: dict[str, list[str]] = {}
         for m in by_price:
             for t in m.tags:
@@ -292,7 +300,8 @@ class Planner:
             c.tier,
             c.complexity,
             c.category,
-            round(c.complexity_score, 2),
+            # exact: the classifier keeps three decimals, and a rounded score could straddle a threshold
+            c.complexity_score,
             model,
             budget_state,
             tools,
@@ -326,6 +335,17 @@ class Planner:
         cfg = self.config
         tier_rank = _TIER_RANK[c.tier]
         notes: list[str] = []
+        threshold = self._threshold
+        if threshold is not None and c.tier != "reasoning":
+            score = c.complexity_score
+            rank = 2 if score >= threshold else 0
+            if rank != tier_rank:
+                tier_rank = rank
+                relation = ">=" if rank else "<"
+                notes.append(
+                    f"complexity {score:.2f} {relation} complexity_threshold {threshold:.2f}: "
+                    f"{'strong' if rank else 'cheap'} tier ({_RANK_TIER[rank]})"
+                )
         if budget_state == "downgrade" and tier_rank > 0:
             tier_rank -= 1
             notes.append(f"budget above {cfg.budget.downgrade_at:.0%}: tier lowered to {_RANK_TIER[tier_rank]}")

@@ -216,3 +216,48 @@ def test_unknown_prices_are_never_free_or_cheapest() -> None:
     # resolved prices from the price library win over the config's silence
     p2 = Planner(load_config(data), prices={"mystery": (0.0, 0.0)})
     assert "mystery" in p2.plan(cls(), model="free").chain
+
+
+# -- routeforge's complexity_threshold ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("score", "tier", "first", "plan_tier", "note"),
+    [
+        pytest.param(0.30, "medium", "mid", "simple", "0.30 < complexity_threshold 0.45: cheap tier", id="below"),
+        pytest.param(0.50, "medium", "big", "complex", "0.50 >= complexity_threshold 0.45: strong tier", id="above"),
+        pytest.param(0.60, "complex", "big", "complex", None, id="already-strong"),
+        pytest.param(0.20, "reasoning", "big", "reasoning", None, id="reasoning-kept"),
+    ],
+)
+def test_complexity_threshold_picks_cheap_or_strong_within_the_task(
+    score: float, tier: str, first: str, plan_tier: str, note: str | None
+) -> None:
+    # "code" is tagged on mid (medium) and big (strong): the threshold decides which tier the prompt needs
+    plan = planner(complexity_threshold=0.45).plan(cls("code", score=score, tier=tier))
+    assert plan.layer == "task_classifier"
+    assert plan.tier == plan_tier
+    # below: every code model is capable, cheapest first; above: only the strong one is, mid comes after it
+    assert plan.chain[0] == first
+    if note is None:
+        assert "complexity_threshold" not in plan.reason
+    else:
+        assert note in plan.reason
+
+
+def test_complexity_threshold_left_unset_keeps_the_classifier_tiers() -> None:
+    # the same prompt as "above" without the setting: the classifier's medium tier, so mid (medium) is capable
+    plan = planner().plan(cls("code", score=0.50, tier="medium"))
+    assert plan.tier == "medium"
+    assert plan.chain[0] == "mid"
+    assert "complexity_threshold" not in plan.reason
+
+
+def test_memoised_plans_do_not_straddle_a_threshold() -> None:
+    # 0.349 and 0.351 round to the same two decimals; the band's lower edge (0.35) lies between them
+    p = planner(complexity_band=[0.35, 0.65])
+    low = p.plan(cls(score=0.349, tier="simple"))
+    mid = p.plan(cls(score=0.351, tier="simple"))
+    assert low.layer == "complexity"
+    assert mid.layer == "default"  # ambiguous and no meta-router: layer 4
+    assert p.plan(cls(score=0.349, tier="simple")).layer == "complexity"  # still right from the memo

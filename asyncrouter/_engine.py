@@ -16,10 +16,10 @@ import random
 import threading
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -56,9 +56,11 @@ from ._tokens import message_text
 from ._types import Clock
 from .providers import ModelClient
 
-__all__ = ["BatchStream", "RouteStream", "Router"]
+__all__ = ["BatchStream", "LogQuery", "RouteStream", "Router"]
 
 logger = logging.getLogger("asyncrouter")
+
+_T = TypeVar("_T")
 
 #: output tokens assumed when estimating the cost of a decision without max_tokens
 ESTIMATE_OUTPUT_TOKENS = 500
@@ -191,6 +193,28 @@ class _SyncLoop:
             self._router_cm.__exit__(None, None, None)
         finally:
             self._portal_cm.__exit__(None, None, None)
+
+
+class LogQuery:
+    """What :meth:`Router.logs` returns: ``await`` it in async code, or iterate it in a script.
+
+    Iterating runs the query on the synchronous API's event loop (see :meth:`Router.route`), so routeforge's
+    ``for run in router.logs(last_n=5): print(run)`` works as written.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("_query", "_router")
+
+    def __init__(self, router: Router, query: Callable[[], Awaitable[list[RequestRecord]]]) -> None:
+        self._router = router
+        self._query = query
+
+    def __await__(self) -> Generator[Any, None, list[RequestRecord]]:
+        return self._query().__await__()
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        return iter(self._router._run_sync(self._query))
 
 
 def _close_at_exit(ref: weakref.ref[Router]) -> None:
@@ -448,7 +472,7 @@ class Router:
             plan.profile,
         )
 
-    async def logs(
+    def logs(
         self,
         *,
         last_n: int = 20,
@@ -456,12 +480,16 @@ class Router:
         since: Any = None,
         until: Any = None,
         status: str | None = None,
-    ) -> list[RequestRecord]:
-        """The newest tracker records, newest first."""
-        if self._tracker is None:
-            return []
-        await self._tracker.flush()  # read your own writes
-        return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
+    ) -> LogQuery:
+        """The newest tracker records, newest first: ``await router.logs(...)``, or iterate it in a script."""
+
+        async def query() -> list[RequestRecord]:
+            if self._tracker is None:
+                return []
+            await self._tracker.flush()  # read your own writes
+            return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
+
+        return LogQuery(self, query)
 
     async def stats(self, *, since: Any = None, until: Any = None, baseline: str | None = None) -> Stats:
         """Totals, per-model/task/tier/layer breakdowns, latency percentiles and savings vs a baseline model.
@@ -975,15 +1003,19 @@ class Router:
             RuntimeError: called from inside a running event loop; use ``await router.aroute(...)`` there.
             RouterError: the router is open in another event loop (``async with router`` somewhere else).
         """
+        return self._run_sync(functools.partial(self.aroute, prompt, **kwargs))
+
+    def _run_sync(self, call: Callable[[], Awaitable[_T]]) -> _T:
         try:
             anyio.get_current_task()
         except RuntimeError:
             pass  # no event loop running here: the sync API is the right one
         else:
             raise RuntimeError(
-                "Router.route() is the synchronous API; inside async code use `await router.aroute(...)`"
+                "this is the router's synchronous API; inside async code use `await router.aroute(...)` "
+                "(or `await router.logs(...)`)"
             )
-        return self._sync_loop().portal.call(functools.partial(self.aroute, prompt, **kwargs))
+        return self._sync_loop().portal.call(call)
 
     def _sync_loop(self) -> _SyncLoop:
         with self._sync_lock:

@@ -148,3 +148,23 @@ async def test_a_script_that_never_closes_still_writes_every_record(fleet: FakeP
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == ["cheap"] * 3
     assert rows(db) == [(f"exit-{i}", "ok") for i in range(3)]
+
+
+async def test_logs_awaited_or_iterated(fleet: FakeProviderServer, tmp_path: Path) -> None:
+    # routeforge's `for run in router.logs(last_n=5): print(run)`, in a script
+    router = Router.from_dict(tracked_config(fleet, tmp_path / "s.db"))
+
+    def script() -> list[str]:
+        with router:
+            for i in range(7):
+                router.route(f"question {i}", request_id=f"s{i}")
+            return [run.request_id for run in router.logs(last_n=5)]
+
+    assert await in_thread(script) == ["s6", "s5", "s4", "s3", "s2"]  # newest first, written before the read
+
+    # and awaited in async code, where iterating it is refused with a pointer to `await`
+    async with Router.from_dict(tracked_config(fleet, tmp_path / "a.db")) as arouter:
+        await arouter.aroute("hello", request_id="a0")
+        assert [r.request_id for r in await arouter.logs(last_n=5)] == ["a0"]
+        with pytest.raises(RuntimeError, match=r"await router\.logs"):
+            list(arouter.logs())

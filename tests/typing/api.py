@@ -10,6 +10,7 @@ from asyncrouter import (
     BudgetStatus,
     GateInput,
     ProviderError,
+    RequestRecord,
     Response,
     ResponseMeta,
     Router,
@@ -68,6 +69,9 @@ def script() -> None:
     with router:
         sync: Response = router.route("hello", max_tokens=50)
         print(sync.content)
+        for run in router.logs(last_n=5):
+            record: RequestRecord = run
+            print(record.model)
     router.close()
 
 

@@ -3,7 +3,7 @@
 from ._breaker import BreakerEvent, BreakerStatus
 from ._budget import BudgetEvent, BudgetStatus
 from ._config import Config
-from ._engine import BatchStream, Router, RouteStream
+from ._engine import BatchStream, LogQuery, Router, RouteStream
 from ._exceptions import (
     AllProvidersFailed,
     AuthenticationError,
@@ -27,6 +27,7 @@ from ._exceptions import (
     RouterError,
     StreamInterrupted,
 )
+from ._judge import QualityReport, judge_quality
 from ._models import Attempt, RequestRecord, Response, ResponseMeta
 from ._planner import RoutingDecision
 from ._quality import GateInput, GateResult, QualityGate
@@ -54,6 +55,7 @@ __all__ = [
     "ContextLengthExceeded",
     "GateInput",
     "GateResult",
+    "LogQuery",
     "MalformedResponse",
     "NoRouteError",
     "ProviderConnectionError",
@@ -64,6 +66,7 @@ __all__ = [
     "ProviderTimeout",
     "QualityGate",
     "QualityGateFailed",
+    "QualityReport",
     "QuotaExhausted",
     "RateLimited",
     "RequestRecord",
@@ -75,4 +78,5 @@ __all__ = [
     "RoutingDecision",
     "Stats",
     "StreamInterrupted",
+    "judge_quality",
 ]

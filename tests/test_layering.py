@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "_models": BASE,
     "_classifier": CORE,
     "_eval": CORE | {"_classifier"},
+    "_judge": CORE | {"_engine"},
     "_quality": CORE,
     "_sse": CORE,
     "_http": CORE,

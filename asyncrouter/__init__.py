@@ -27,6 +27,7 @@ from ._exceptions import (
     RouterError,
     StreamInterrupted,
 )
+from ._experiment import Experiment, ExperimentStatus
 from ._judge import QualityReport, judge_quality
 from ._models import Attempt, RequestRecord, Response, ResponseMeta
 from ._planner import RoutingDecision
@@ -53,6 +54,8 @@ __all__ = [
     "ConfigError",
     "ContentPolicyError",
     "ContextLengthExceeded",
+    "Experiment",
+    "ExperimentStatus",
     "GateInput",
     "GateResult",
     "LogQuery",

@@ -507,6 +507,11 @@ class Router:
         return await self._tracker.stats(since=since, until=until, baseline=(alias, p.input_per_1k, p.output_per_1k))
 
     @property
+    def is_open(self) -> bool:
+        """Whether the router is open (by ``async with``, :meth:`aopen` or the synchronous API)."""
+        return self._open
+
+    @property
     def tracker(self) -> Tracker | None:
         return self._tracker
 

@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str] | str] = {
     "_classifier": CORE,
     "_eval": CORE | {"_classifier"},
     "_judge": CORE | {"_engine"},
+    "_experiment": CORE | {"_engine"},
     "_quality": CORE,
     "_sse": CORE,
     "_http": CORE,

@@ -18,6 +18,12 @@ id that names exactly one configured model. Non-streamed replies carry the routi
 settles the model, cost and escalations only as the stream ends). Errors use OpenAI's error shape and status
 codes (see :mod:`asyncrouter.server._errors` for the table).
 
+It also speaks Anthropic's Messages API (``POST /v1/messages``, streamed or not, and
+``POST /v1/messages/count_tokens``), so Claude Code (``ANTHROPIC_BASE_URL=http://127.0.0.1:8080``,
+``ANTHROPIC_MODEL=auto``) and the ``anthropic`` SDKs route through it; the key may then come as ``x-api-key``.
+Those replies carry the same ``X-AsyncRouter-*`` headers (streams: ``x_asyncrouter`` in ``message_delta``) and
+errors use Anthropic's shape (see :mod:`asyncrouter.server._anthropic`).
+
 .. versionadded:: 0.1
 """
 

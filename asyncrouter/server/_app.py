@@ -3,6 +3,8 @@
 Routes::
 
     POST /v1/chat/completions    Chat Completions, streamed (SSE) or not
+    POST /v1/messages            Anthropic's Messages API, streamed (SSE) or not (Claude Code, the anthropic SDKs)
+    POST /v1/messages/count_tokens   the token estimate of a Messages request
     GET  /v1/models              auto, the profiles and the model aliases (OpenAI's list format)
     GET  /v1/models/{model}      one of those
     GET  /healthz                status, plus breaker and budget summaries for authorised callers
@@ -18,15 +20,24 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 
 from .._engine import Router
 from .._exceptions import CircuitOpen, RouterError
+from .._models import Response
+from ._anthropic import (
+    OVERLOADED_REASON,
+    OVERLOADED_STATUS,
+    MessageEventEncoder,
+    anthropic_error,
+    count_tokens,
+    message_body,
+    parse_messages,
+)
 from ._errors import ApiError, api_error_from
 from ._wire import (
-    ChatCall,
     ChunkEncoder,
     ModelTable,
     completion_body,
@@ -57,6 +68,57 @@ def _error_response(error: ApiError) -> web.Response:
     return web.Response(status=error.status, body=error.body(), headers={**error.headers, "Content-Type": _JSON})
 
 
+def _anthropic_response(error: ApiError) -> web.Response:
+    """*error* in Anthropic's shape and status, for the ``/v1/messages`` endpoints."""
+    status, payload, headers = anthropic_error(error)
+    headers["Content-Type"] = _JSON
+    reason = OVERLOADED_REASON if status == OVERLOADED_STATUS else None
+    return web.Response(status=status, reason=reason, body=json.dumps(payload).encode(), headers=headers)
+
+
+def _is_anthropic_path(path: str) -> bool:
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
+
+
+class _Frames(Protocol):
+    """The bytes of one streamed reply in one wire format (see :meth:`_Server.stream`)."""
+
+    def open(self, first: str | None) -> bytes: ...
+
+    def delta(self, text: str) -> bytes: ...
+
+    def close(self, final: Response) -> bytes: ...
+
+    def error(self, error: ApiError) -> bytes: ...
+
+
+class _ChatFrames:
+    """Chat Completions chunks: the role chunk, content chunks, tool calls, the finish (and usage) chunk, DONE."""
+
+    __slots__ = ("_enc", "_include_usage")
+
+    def __init__(self, enc: ChunkEncoder, *, include_usage: bool) -> None:
+        self._enc = enc
+        self._include_usage = include_usage
+
+    def open(self, first: str | None) -> bytes:
+        return self._enc.role() + (self._enc.content(first) if first else b"")
+
+    def delta(self, text: str) -> bytes:
+        return self._enc.content(text)
+
+    def close(self, final: Response) -> bytes:
+        tail = [self._enc.tool_calls(final.tool_calls)] if final.tool_calls else []
+        tail.append(self._enc.finish(final))
+        if self._include_usage:
+            tail.append(self._enc.usage(final))
+        tail.append(ChunkEncoder.DONE)
+        return b"".join(tail)
+
+    def error(self, error: ApiError) -> bytes:
+        return self._enc.error(error)
+
+
 class _Server:
     """The handlers of one application, bound to its router and settings."""
 
@@ -81,12 +143,19 @@ class _Server:
 
     # -- shared ---------------------------------------------------------------------------------------------
 
-    def authorized(self, request: web.Request) -> bool:
+    def authorized(self, request: web.Request, *, x_api_key: bool = False) -> bool:
+        """Whether *request* carries the server's key: ``Authorization: Bearer <key>``, or with *x_api_key* also
+        Anthropic's ``x-api-key: <key>`` (Claude Code sends one or the other, the SDKs ``x-api-key``)."""
         if self._key is None:
             return True
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         # compare_digest: the time taken does not depend on how much of the key a guess got right
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key)
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key):
+            return True
+        if x_api_key:
+            key = request.headers.get("x-api-key")
+            return key is not None and hmac.compare_digest(key.strip().encode(), self._key)
+        return False
 
     @staticmethod
     def unauthorized() -> web.Response:
@@ -98,6 +167,13 @@ class _Server:
             headers={"WWW-Authenticate": 'Bearer realm="asyncrouter"'},
         )
         return _error_response(error)
+
+    @staticmethod
+    def unauthorized_anthropic() -> web.Response:
+        error = ApiError(
+            401, "invalid x-api-key: send the server's key as 'x-api-key: <key>' or 'Authorization: Bearer <key>'."
+        )
+        return _anthropic_response(error)
 
     def api_error(self, exc: BaseException) -> ApiError:
         retry_in = None
@@ -132,7 +208,18 @@ class _Server:
         except ApiError as error:
             return _error_response(error)
         if call.stream:
-            return await self._stream(request, call)
+            rid = uuid.uuid4().hex
+            headers = dict(_SSE_HEADERS)
+            headers["X-AsyncRouter-Request-Id"] = rid
+            if call.ignored:
+                headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+            # The chunks' model is the requested name until the final chunk, which names the alias that answered
+            # (the router does not say which model streams before the stream ends).
+            enc = ChunkEncoder(completion_id="chatcmpl-" + rid, created=self.created(), model=call.requested)
+            frames = _ChatFrames(enc, include_usage=call.include_usage)
+            return await self.stream(
+                request, call.messages, call.model, call.params, rid=rid, frames=frames, headers=headers
+            )
         try:
             response = await self.router.aroute(messages=call.messages, model=call.model, **call.params)
         except RouterError as exc:
@@ -144,11 +231,20 @@ class _Server:
         body = completion_body(response, completion_id="chatcmpl-" + response.meta.request_id, created=self.created())
         return web.Response(body=body, headers=headers)
 
-    async def _stream(self, request: web.Request, call: ChatCall) -> web.StreamResponse:
-        rid = uuid.uuid4().hex
-        async with self.router.astream(
-            messages=call.messages, model=call.model, request_id=rid, **call.params
-        ) as stream:
+    async def stream(
+        self,
+        request: web.Request,
+        messages: list[dict[str, Any]],
+        model: str,
+        params: dict[str, Any],
+        *,
+        rid: str,
+        frames: _Frames,
+        headers: dict[str, str],
+        error_response: Callable[[ApiError], web.Response] = _error_response,
+    ) -> web.StreamResponse:
+        """Stream one routed reply as *frames* encodes it (Chat Completions chunks or Anthropic events)."""
+        async with self.router.astream(messages=messages, model=model, request_id=rid, **params) as stream:
             # Wait for the first delta before sending anything: until then the router may still fall back to
             # another model, and an error (budget, no model, every provider down) gets its proper HTTP status.
             try:
@@ -156,30 +252,17 @@ class _Server:
             except StopAsyncIteration:
                 first = None  # a reply without text (tool calls only)
             except RouterError as exc:
-                return _error_response(self.api_error(exc))
-            headers = dict(_SSE_HEADERS)
-            headers["X-AsyncRouter-Request-Id"] = rid
-            if call.ignored:
-                headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
-            # The chunks' model is the requested name until the final chunk, which names the alias that answered
-            # (the router does not say which model streams before the stream ends).
-            completion_id = "chatcmpl-" + rid
-            enc = ChunkEncoder(completion_id=completion_id, created=self.created(), model=call.requested)
+                return error_response(self.api_error(exc))
             response = web.StreamResponse(headers=headers)
             try:
                 await response.prepare(request)
-                await response.write(enc.role() + (enc.content(first) if first else b""))
+                await response.write(frames.open(first))
                 async for delta in stream:
-                    await response.write(enc.content(delta))
+                    await response.write(frames.delta(delta))
                 final = stream.response
                 if final is None:  # pragma: no cover  (the router always ends a stream with its response)
                     raise RouterError("the stream ended without a response")
-                tail = [enc.tool_calls(final.tool_calls)] if final.tool_calls else []
-                tail.append(enc.finish(final))
-                if call.include_usage:
-                    tail.append(enc.usage(final))
-                tail.append(ChunkEncoder.DONE)
-                await response.write(b"".join(tail))
+                await response.write(frames.close(final))
             except ConnectionError:
                 return response  # the client went away; leaving the block closes the router's stream
             except Exception as exc:
@@ -187,11 +270,60 @@ class _Server:
                     logger.exception("asyncrouter server: stream failed")
                 error = self.api_error(exc)
                 try:
-                    await response.write(enc.error(error))
+                    await response.write(frames.error(error))
                 except ConnectionError:
                     return response
         await response.write_eof()
         return response
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/messages``: Anthropic's Messages API (see :mod:`asyncrouter.server._anthropic`)."""
+        if not self.authorized(request, x_api_key=True):
+            return self.unauthorized_anthropic()
+        try:
+            call = parse_messages(await self.read_json(request), models=self._models, passthrough=self._passthrough)
+        except ApiError as error:
+            return _anthropic_response(error)
+        if call.stream:
+            rid = uuid.uuid4().hex
+            headers = dict(_SSE_HEADERS)
+            headers["X-AsyncRouter-Request-Id"] = headers["request-id"] = rid
+            if call.ignored:
+                headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+            frames = MessageEventEncoder(message_id="msg_" + rid, model=call.requested, call=call)
+            return await self.stream(
+                request,
+                call.messages,
+                call.model,
+                call.params,
+                rid=rid,
+                frames=frames,
+                headers=headers,
+                error_response=_anthropic_response,
+            )
+        try:
+            response = await self.router.aroute(messages=call.messages, model=call.model, **call.params)
+        except RouterError as exc:
+            return _anthropic_response(self.api_error(exc))
+        headers = meta_headers(response.meta)
+        headers["request-id"] = response.meta.request_id  # the anthropic SDKs expose it as ``_request_id``
+        headers["Content-Type"] = _JSON
+        if call.ignored:
+            headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+        body = message_body(response, message_id="msg_" + response.meta.request_id, call=call)
+        return web.Response(body=body, headers=headers)
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}``, the router's own estimate; no model call."""
+        if not self.authorized(request, x_api_key=True):
+            return self.unauthorized_anthropic()
+        try:
+            body = await self.read_json(request)
+            call = parse_messages(body, models=self._models, passthrough=self._passthrough, count_only=True)
+        except ApiError as error:
+            return _anthropic_response(error)
+        payload = json.dumps({"input_tokens": count_tokens(call)}).encode()
+        return web.Response(body=payload, headers={"Content-Type": _JSON})
 
     async def list_models(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
@@ -251,16 +383,18 @@ def _too_large(limit: int) -> ApiError:
 async def _json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """aiohttp's own errors (404, 405, ...) and unexpected ones (500) in OpenAI's error shape."""
+    """aiohttp's own errors (404, 405, ...) and unexpected ones (500) in OpenAI's error shape (Anthropic's under
+    ``/v1/messages``)."""
+    respond = _anthropic_response if _is_anthropic_path(request.path) else _error_response
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error_response(ApiError(exc.status, exc.reason, code=_HTTP_CODES.get(exc.status)))
+        return respond(ApiError(exc.status, exc.reason, code=_HTTP_CODES.get(exc.status)))
     except Exception:
         logger.exception("asyncrouter server: unhandled error on %s %s", request.method, request.path)
-        return _error_response(ApiError(500, "internal server error", type="server_error", code="internal_error"))
+        return respond(ApiError(500, "internal server error", type="server_error", code="internal_error"))
 
 
 def create_app(
@@ -270,15 +404,16 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     passthrough_fields: Iterable[str] = (),
 ) -> web.Application:
-    """Build the OpenAI-compatible aiohttp application for *router*.
+    """Build the aiohttp application for *router*: OpenAI's Chat Completions and Anthropic's Messages API.
 
     The application does not open or close the router: do that around it (:func:`serve` does), e.g. with
     ``async with router:`` or in a ``cleanup_ctx``. Requests arriving while it is closed get a 503.
 
     Args:
         router: the router that answers every request.
-        api_key: the bearer key clients must send (``Authorization: Bearer <key>``); ``None`` or ``""``
-            disables authentication. It is never logged or echoed.
+        api_key: the bearer key clients must send (``Authorization: Bearer <key>``; the ``/v1/messages``
+            endpoints also take it as ``x-api-key: <key>``); ``None`` or ``""`` disables authentication. It is
+            never logged or echoed.
         max_body_bytes: the largest request body accepted; larger ones get a 413 ``request_too_large``.
         passthrough_fields: request fields, beyond the ones the router understands, to forward to the provider
             unchanged (as ``extra_body``), e.g. ``("frequency_penalty", "presence_penalty")`` when every
@@ -297,6 +432,8 @@ def create_app(
     app[ROUTER_KEY] = router
     app[_SERVER_KEY] = server
     app.router.add_post("/v1/chat/completions", server.chat_completions)
+    app.router.add_post("/v1/messages", server.messages)
+    app.router.add_post("/v1/messages/count_tokens", server.count_tokens)
     app.router.add_get("/v1/models", server.list_models)
     app.router.add_get("/v1/models/{model:.+}", server.get_model)
     app.router.add_get("/healthz", server.healthz)

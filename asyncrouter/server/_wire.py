@@ -376,9 +376,12 @@ def completion_body(response: Response, *, completion_id: str, created: int) -> 
 def meta_headers(meta: ResponseMeta) -> dict[str, str]:
     """The ``X-AsyncRouter-*`` response headers (and ``x-request-id``, which the OpenAI SDKs expose).
 
-    ``-Complexity`` is the classifier's score (0.0-1.0, four decimals); ``-Cost-USD`` covers every attempt of the
-    request (escalations and the meta-router included), in USD with up to 12 decimals; ``-Profile`` is sent
-    when a profile routed the request.
+    The classification: ``-Task-Type`` and ``-Tier``; ``-Complexity`` is the classifier's score (0.0-1.0, four
+    decimals) and ``-Complexity-Label`` its label (``simple``, ``medium``, ``complex``); ``-Category`` is
+    ``factual``, ``reasoning``, ``creative`` or ``code``; ``-Confidence`` (0.0-1.0, four decimals) says how
+    clearly the classifier's evidence separated its choice from the runner-up. ``-Cost-USD`` covers every
+    attempt of the request (escalations and the meta-router included), in USD with up to 12 decimals;
+    ``-Profile`` is sent when a profile routed the request.
     """
     headers = {
         "X-AsyncRouter-Request-Id": meta.request_id,
@@ -389,6 +392,9 @@ def meta_headers(meta: ResponseMeta) -> dict[str, str]:
         "X-AsyncRouter-Task-Type": meta.task_type,
         "X-AsyncRouter-Tier": meta.tier,
         "X-AsyncRouter-Complexity": f"{meta.complexity_score:.4f}",
+        "X-AsyncRouter-Complexity-Label": meta.complexity,
+        "X-AsyncRouter-Category": meta.category,
+        "X-AsyncRouter-Confidence": f"{meta.confidence:.4f}",
         "X-AsyncRouter-Cost-USD": f"{meta.estimated_cost_usd:.12f}".rstrip("0").rstrip("."),
         "X-AsyncRouter-Escalations": str(meta.escalations),
         "X-AsyncRouter-Quality-Passed": "true" if meta.quality_passed else "false",
@@ -409,6 +415,9 @@ def meta_summary(meta: ResponseMeta) -> dict[str, Any]:
         "task_type": meta.task_type,
         "tier": meta.tier,
         "complexity": round(meta.complexity_score, 4),
+        "complexity_label": meta.complexity,
+        "category": meta.category,
+        "confidence": round(meta.confidence, 4),
         "profile": meta.profile,
         "cost_usd": meta.estimated_cost_usd,
         "escalations": meta.escalations,

@@ -71,12 +71,13 @@ __all__ = [
     "AlertRule",
     "Alerts",
     "Severity",
+    "WebhookDelivery",
     "slack_payload",
 ]
 
 _log = logging.getLogger("asyncrouter.alerts")
 
-AlertRule: TypeAlias = Literal["budget", "error_rate", "cost_spike", "breaker_open"]
+AlertRule: TypeAlias = Literal["budget", "error_rate", "cost_spike", "breaker_open", "test"]
 Severity: TypeAlias = Literal["warning", "critical"]
 
 #: Alerts waiting for the webhook; more are dropped (and counted) rather than held in memory.
@@ -109,7 +110,8 @@ class Alert:
     """One alert that fired.
 
     Attributes:
-        rule: ``"budget"``, ``"error_rate"``, ``"cost_spike"`` or ``"breaker_open"``.
+        rule: ``"budget"``, ``"error_rate"``, ``"cost_spike"`` or ``"breaker_open"``; ``"test"`` for the one
+            :meth:`Alerts.send_test` sends.
         key: what the cooldown is kept per, e.g. ``"breaker:model:mini"``.
         title: one line, e.g. ``"Circuit breaker open: model 'mini'"``.
         text: the details, one or two sentences.
@@ -139,6 +141,31 @@ class Alert:
             "at": self.at,
             "details": dict(self.details),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """What became of one webhook POST made by :meth:`Alerts.send_test`.
+
+    Attributes:
+        alert: the alert that was sent.
+        webhook: where it went, the URL's secret path left out (``https://hooks.slack.com/…``).
+        status: the HTTP status the webhook answered, or ``None`` when there was no answer.
+        error: why it failed (``"HTTP 404"``, ``"ProviderConnectionError: cannot connect: ..."``), ``None`` when
+            the webhook accepted it.
+
+    .. versionadded:: 0.1
+    """
+
+    alert: Alert
+    webhook: str
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the webhook accepted the alert (answered 2xx)."""
+        return self.error is None
 
 
 def _mrkdwn(text: str) -> str:
@@ -582,6 +609,44 @@ class Alerts:
         """Webhook deliveries waiting in the queue."""
         return self._queue.qsize()
 
+    async def send_test(self, *, webhook_url: str | None = None) -> WebhookDelivery:
+        """Send one test alert to the webhook now and say whether it arrived (``asyncrouter alerts test``).
+
+        The alert (rule ``"test"``) goes out as real alerts do: written to the log channel when ``alerts.log`` is
+        on, and POSTed as the same Slack-compatible JSON through the same client, timeout and counters
+        (:attr:`sent`, :attr:`failed`). It bypasses the rules, the cooldown, the queue and :meth:`history`, and it
+        is sent even while ``alerts.enabled`` is false, so a webhook can be checked before alerts are turned on.
+        Within a router, call it while the router is open (its HTTP client is then open).
+
+        Args:
+            webhook_url: where to send it (default: the configured ``alerts.webhook_url``).
+
+        Returns:
+            A :class:`WebhookDelivery`: the alert, the webhook (secret path left out), the status and any error.
+            A failed delivery is reported there, never raised.
+
+        Raises:
+            ValueError: no *webhook_url* was given and none is configured.
+
+        .. versionadded:: 0.1
+        """
+        url = webhook_url or self._webhook
+        if not url:
+            raise ValueError("no webhook: pass webhook_url or set alerts.webhook_url")
+        alert = Alert(
+            "test",
+            "test",
+            "Test alert",
+            f"A test alert from {self._source}: if you can read this, alerts reach this webhook.",
+            "warning",
+            self._clock.time(),
+            {"test": True},
+        )
+        if self._log_channel:
+            _log.warning("alert %s: %s: %s", alert.rule, alert.title, alert.text, extra={"alert": alert.to_dict()})
+        status, error = await self._post(url, alert)
+        return WebhookDelivery(alert, _safe_webhook(url), status, error)
+
     # ------------------------------------------------------------------------------------------------- rules
 
     def _check_error_rate(self, now: float) -> None:
@@ -692,7 +757,8 @@ class Alerts:
             finally:
                 self._queue.task_done()
 
-    async def _post(self, url: str, alert: Alert) -> None:
+    async def _post(self, url: str, alert: Alert) -> tuple[int | None, str | None]:
+        """POST *alert*, count it as sent or failed, log a failure; never raises. Returns (status, error)."""
         body = slack_payload(alert, source=self._source)
         try:
             if self._http is not None:
@@ -708,12 +774,13 @@ class Alerts:
                 type(exc).__name__,
                 exc,
             )
-            return
+            return None, f"{type(exc).__name__}: {exc}".replace(url, _safe_webhook(url))
         if 200 <= status < 300:
             self.sent += 1
-        else:
-            self.failed += 1
-            _log.warning("alerts: webhook %s answered HTTP %d for %s alert", _safe_webhook(url), status, alert.rule)
+            return status, None
+        self.failed += 1
+        _log.warning("alerts: webhook %s answered HTTP %d for %s alert", _safe_webhook(url), status, alert.rule)
+        return status, f"HTTP {status}"
 
     def __repr__(self) -> str:
         return (

@@ -7,7 +7,12 @@ prompt and ``split`` name. :func:`evaluate` runs a :class:`~asyncrouter._classif
 and returns an :class:`EvalReport`: accuracy per labelled dimension and for complexity+category together,
 per-language accuracy, a confusion matrix per dimension and every misclassified prompt.
 
-Pure apart from :func:`load_eval_data`, which reads the one file it is given.
+A labelled set ships inside the package, ``asyncrouter/data/holdout_v2.yaml`` (:data:`BUNDLED_EVAL_DATA`): 372
+prompts in eleven languages, written before the classifier was retuned and never tuned on. It is what
+``asyncrouter eval`` scores without ``--data`` (:func:`load_bundled_eval_data`) and the hold-out that
+``benchmarks/bench_classify.py`` and the classifier's accuracy tests report.
+
+Pure apart from :func:`load_eval_data` and :func:`load_bundled_eval_data`, which read the one file they are given.
 
 .. versionadded:: 0.1.0
 """
@@ -17,6 +22,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final, Protocol, get_args
 
@@ -27,12 +34,15 @@ from ._exceptions import ConfigError
 from ._types import Category, ComplexityLabel, TaskType, Tier
 
 __all__ = [
+    "BUNDLED_EVAL_DATA",
     "DIMENSION_LABELS",
     "EvalExample",
     "EvalReport",
     "Misclassification",
+    "bundled_eval_data",
     "evaluate",
     "format_report",
+    "load_bundled_eval_data",
     "load_eval_data",
 ]
 
@@ -43,6 +53,8 @@ DIMENSION_LABELS: Final[dict[str, tuple[str, ...]]] = {
     "task_type": get_args(TaskType),
     "tier": get_args(Tier),
 }
+#: The labelled set shipped in the package, under ``asyncrouter/data/``.
+BUNDLED_EVAL_DATA: Final = "holdout_v2.yaml"
 #: Label of the joint dimension: complexity and category both right.
 BOTH: Final = "complexity+category"
 _PROMPT_KEYS: Final = ("prompt", "query", "text")
@@ -168,6 +180,31 @@ def load_eval_data(path: str | Path) -> list[EvalExample]:
     if not isinstance(raw, list):
         raise ConfigError("eval data must be a list of examples or a mapping with an 'examples' list", path=str(p))
     return [_example(item, f"examples[{i}]") for i, item in enumerate(raw)]
+
+
+def bundled_eval_data() -> Traversable:
+    """The labelled set shipped in the package (:data:`BUNDLED_EVAL_DATA`), as an ``importlib.resources`` file.
+
+    Installed as plain files (pip's way), ``Path(str(bundled_eval_data()))`` is its path on disk.
+
+    .. versionadded:: 0.1.0
+    """
+    return resources.files(__package__ or "asyncrouter").joinpath("data", BUNDLED_EVAL_DATA)
+
+
+def load_bundled_eval_data() -> list[EvalExample]:
+    """Read the labelled set shipped in the package (what ``asyncrouter eval`` scores without ``--data``).
+
+    Returns:
+        The examples, in file order (they carry no ``split``: the whole set is held out).
+
+    Raises:
+        ConfigError: the file is missing from this installation or cannot be parsed.
+
+    .. versionadded:: 0.1.0
+    """
+    with resources.as_file(bundled_eval_data()) as path:
+        return load_eval_data(path)
 
 
 def _example(item: Any, where: str) -> EvalExample:

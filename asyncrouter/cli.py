@@ -1,17 +1,21 @@
 """The ``asyncrouter`` command line.
 
-``asyncrouter COMMAND [--config FILE] ...``; the config defaults to ``$ASYNCROUTER_CONFIG``, then
-``./asyncrouter.yaml``. Commands::
+``asyncrouter [-c FILE] COMMAND [--config FILE] ...``; the config file may be named before the command
+(``-c/--config``) or after it (``--config``, which wins when both are given), and defaults to
+``$ASYNCROUTER_CONFIG``, then ``./asyncrouter.yaml``. Commands::
 
     init       write a commented starter config for one provider
     route      route one prompt and print the reply (and a one-line summary of how it was produced)
     classify   show the routing decision for a prompt, without calling any model
-    eval       measure the classifier on a labelled data set (no config needed)
+    eval       measure the classifier on a labelled data set (default: the hold-out set shipped in the package)
     batch      route a JSONL or text file to JSONL, resumably, with a progress bar
     stats      totals, per-model breakdown and savings from the tracker
     logs       the newest tracked requests
     budget     today's spend against the daily cap
     breakers   the circuit breakers of this process
+    alerts     ``alerts status``: the alert rules, channels and cooldown; ``alerts test``: send one test alert
+    models     the configured models (prices, context, tags, the tier each serves); ``--profile P``: the chain
+               each tier gets under that profile
     serve      the OpenAI-compatible HTTP server
     bench      the benchmark suite (from a source checkout)
     demo       the main job with no keys: a fake fleet, a few hundred prompts, where they went and what it cost
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 from rich.console import Console, Group
@@ -56,7 +61,9 @@ from ._models import Response, ResponseMeta
 from ._types import ProviderName
 
 if TYPE_CHECKING:
+    from ._alerts import WebhookDelivery
     from ._demo import DemoResult
+    from ._engine import Router
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_FILE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -89,6 +96,9 @@ PROVIDERS: Final[tuple[ProviderName, ...]] = (
     "ollama",
     "openai_compatible",
 )
+
+#: Shortest webhook path or query string redacted on its own from printed messages.
+_MIN_SECRET_PART: Final = 8
 
 _T = TypeVar("_T")
 
@@ -151,7 +161,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _config_path(explicit: str | None) -> Path:
-    """The config file: ``--config``, else ``$ASYNCROUTER_CONFIG``, else ``./asyncrouter.yaml``."""
+    """The config file: ``--config`` (after the command, else before it), else ``$ASYNCROUTER_CONFIG``, else
+    ``./asyncrouter.yaml``."""
     if explicit:
         path = Path(explicit)
         if not path.is_file():
@@ -178,11 +189,18 @@ def _load_config(ctx: _Ctx) -> tuple[Path, Config]:
     return path, ctx.config
 
 
-def _secrets(config: Config | None) -> list[str]:
-    """Every API key of *config*: redacted from any message the command prints."""
-    if config is None:
-        return []
-    return [key for m in config.models for key in m.key_values()]
+def _secrets(config: Config | None, *, webhook_url: str | None = None) -> list[str]:
+    """Every API key of *config*, and the webhooks' URLs and secret paths: redacted from any message printed."""
+    secrets: list[str] = []
+    if config is not None:
+        secrets += [key for m in config.models for key in m.key_values()]
+    for url in (webhook_url, config.alerts.webhook_url if config is not None else None):
+        if url:
+            parts = urlsplit(url)
+            # the whole URL, then its path and query alone (a Slack webhook's path is its secret); a short path
+            # such as /hook is no secret, and redacting it would garble unrelated text
+            secrets += [url, *(part for part in (parts.path, parts.query) if len(part) >= _MIN_SECRET_PART)]
+    return secrets
 
 
 def _run(fn: Callable[[], Awaitable[_T]]) -> _T:
@@ -226,6 +244,8 @@ def _left(meta: ResponseMeta) -> list[str]:
 def _meta_line(meta: ResponseMeta) -> str:
     """The one-line summary ``asyncrouter route`` prints under the reply."""
     parts = [
+        f"{meta.complexity}/{meta.category} (task {meta.task_type}, score {meta.complexity_score:.2f}, "
+        f"confidence {meta.confidence:.2f})",
         f"model {meta.model} ({meta.provider})",
         f"layer {meta.routing_layer}",
         f"tier {meta.tier}",
@@ -234,6 +254,8 @@ def _meta_line(meta: ResponseMeta) -> str:
         f"latency {_ms(meta.latency_ms)}",
         f"escalations {meta.escalations}",
     ]
+    if meta.profile:
+        parts.append(f"profile {meta.profile}")
     line = " | ".join(parts)
     left = _left(meta)
     if left:
@@ -576,20 +598,20 @@ def _cmd_classify(ctx: _Ctx) -> int:
 def _cmd_eval(ctx: _Ctx) -> int:
     # The classifier needs no configuration, so eval never loads one (and never fails for the lack of one).
     from ._classifier import Classifier
-    from ._eval import evaluate, load_eval_data
+    from ._eval import BUNDLED_EVAL_DATA, evaluate, load_bundled_eval_data, load_eval_data
 
+    data: str = ctx.args.data or f"asyncrouter/data/{BUNDLED_EVAL_DATA} (bundled hold-out set, never tuned on)"
     try:
-        examples = load_eval_data(ctx.args.data)
+        examples = load_eval_data(ctx.args.data) if ctx.args.data else load_bundled_eval_data()
     except ConfigError as exc:
         raise _Exit(f"cannot load eval data: {exc}") from None
     report = evaluate(Classifier(), examples, split=ctx.args.split)
     if report.total == 0:
-        raise _Exit(
-            f"no examples to evaluate in {ctx.args.data}" + (f" (split {ctx.args.split!r})" if ctx.args.split else "")
-        )
+        raise _Exit(f"no examples to evaluate in {data}" + (f" (split {ctx.args.split!r})" if ctx.args.split else ""))
     if ctx.json:
-        ctx.emit_json(report.to_dict())
+        ctx.emit_json({"data": data, **report.to_dict()})
         return EXIT_OK
+    ctx.out.print(Text(f"Data: {data}"))
     ctx.out.print(Text(report.format_report(max_errors=ctx.args.max_errors)))
     return EXIT_OK
 
@@ -1003,6 +1025,315 @@ def _cmd_breakers(ctx: _Ctx) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------------------------- alerts
+
+
+def _alert_rules(config: Config) -> list[dict[str, Any]]:
+    """The four alert rules as configured: whether each can fire, when it does, and its settings."""
+    from ._alerts import DEFAULT_COST_SPIKE_BASELINE, DEFAULT_COST_SPIKE_MIN_HISTORY, DEFAULT_COST_SPIKE_WINDOW
+
+    a = config.alerts
+    limit = config.budget.daily_limit_usd
+    thresholds = sorted(set(a.budget_thresholds))
+    budget_off = (
+        "no daily limit (budget.daily_limit_usd is null)"
+        if limit is None
+        else "no thresholds (alerts.budget_thresholds is empty)"
+        if not thresholds
+        else None
+    )
+    levels = ", ".join(f"{100 * t:g}%" for t in thresholds) or "-"
+    cap = f"the {_usd(limit)} daily limit" if limit is not None else "the daily limit"
+    rules: list[dict[str, Any]] = [
+        {
+            "rule": "budget",
+            "fires_when": f"today's spend reaches {levels} of {cap} (once per threshold per budget day)",
+            "settings": {"budget_thresholds": thresholds, "daily_limit_usd": limit},
+            "inactive": budget_off,
+        },
+        {
+            "rule": "error_rate",
+            "fires_when": f"at least {100 * a.error_rate_threshold:g}% of the requests of the last "
+            f"{a.error_rate_window:g} s failed (at least {a.error_rate_min_requests} requests)",
+            "settings": {
+                "error_rate_threshold": a.error_rate_threshold,
+                "error_rate_window": a.error_rate_window,
+                "error_rate_min_requests": a.error_rate_min_requests,
+            },
+            "inactive": None,
+        },
+        {
+            "rule": "cost_spike",
+            "fires_when": f"the spend of the last {DEFAULT_COST_SPIKE_WINDOW:g} s exceeds {a.cost_spike_factor:g}x "
+            f"the average per {DEFAULT_COST_SPIKE_WINDOW:g} s over the {DEFAULT_COST_SPIKE_BASELINE:g} s before "
+            f"(after {DEFAULT_COST_SPIKE_MIN_HISTORY:g} s of history)",
+            "settings": {
+                "cost_spike_factor": a.cost_spike_factor,
+                "window": DEFAULT_COST_SPIKE_WINDOW,
+                "baseline": DEFAULT_COST_SPIKE_BASELINE,
+                "min_history": DEFAULT_COST_SPIKE_MIN_HISTORY,
+            },
+            "inactive": None,
+        },
+        {
+            "rule": "breaker_open",
+            "fires_when": "a model's or a provider endpoint's circuit breaker opens",
+            "settings": {
+                "model": config.breakers.model.model_dump(),
+                "provider": config.breakers.provider.model_dump(),
+            },
+            "inactive": None if config.breakers.enabled else "breakers are disabled (breakers.enabled: false)",
+        },
+    ]
+    for rule in rules:
+        if not a.enabled:
+            rule["inactive"] = "alerts are disabled (alerts.enabled: false)"
+        rule["active"] = rule["inactive"] is None
+    return rules
+
+
+def _cmd_alerts_status(ctx: _Ctx) -> int:
+    from ._alerts import _safe_webhook
+
+    path, config = _load_config(ctx)
+    a = config.alerts
+    webhook = _safe_webhook(a.webhook_url) if a.webhook_url else None
+    rules = _alert_rules(config)
+    # Cooldowns, counters and history live in the memory of each running router: a new process has none.
+    state_note = (
+        "cooldown state and alert history live in each running router (router.alerts.history()); "
+        "they are not shared or stored, so this command has none to show"
+    )
+    if ctx.json:
+        ctx.emit_json(
+            {
+                "config": str(path),
+                "enabled": a.enabled,
+                "channels": {"log": a.log, "webhook": webhook},
+                "cooldown_s": a.cooldown,
+                "rules": rules,
+                "cooldown_state": None,
+                "note": state_note,
+            }
+        )
+        return EXIT_OK
+    channels = []
+    if a.log:
+        channels.append("log (the asyncrouter.alerts logger, WARNING)")
+    channels.append(f"webhook {webhook}" if webhook else "no webhook (alerts.webhook_url is not set)")
+    ctx.out.print(
+        _kv_table(
+            f"Alerts ({path})",
+            [
+                ("enabled", "yes" if a.enabled else "no (alerts.enabled: false): nothing is sent"),
+                ("channels", "; ".join(channels)),
+                ("cooldown", f"{a.cooldown:g} s per alert key (one incident sends one alert, then reminds)"),
+            ],
+        )
+    )
+    rows = [
+        [r["rule"], "yes" if r["active"] else "no", r["fires_when"] + (f" [{r['inactive']}]" if r["inactive"] else "")]
+        for r in rules
+    ]
+    ctx.out.print(_table("Rules", ["rule", "active", "fires when"], rows, left=2, wrap=("fires when",)))
+    ctx.note(state_note)
+    return EXIT_OK
+
+
+def _cmd_alerts_test(ctx: _Ctx) -> int:
+    from ._engine import Router
+
+    path, config = _load_config(ctx)
+    url: str | None = ctx.args.webhook_url or config.alerts.webhook_url
+    if not url:
+        raise _Exit(f"no webhook to test: pass --webhook-url URL or set alerts.webhook_url in {path}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _Exit("the webhook URL must be an http:// or https:// URL with a host")
+    secrets = _secrets(config, webhook_url=url)
+
+    async def go() -> WebhookDelivery:
+        # The router's own alerts and HTTP client: the test alert takes the road a real one takes.
+        async with Router(config) as router:
+            return await router.alerts.send_test(webhook_url=url)
+
+    delivery = _run(go)
+    error = redact(delivery.error, secrets) if delivery.error is not None else None
+    if ctx.json:
+        ctx.emit_json(
+            {
+                "delivered": delivery.ok,
+                "webhook": delivery.webhook,
+                "status": delivery.status,
+                "error": error,
+                "alerts_enabled": config.alerts.enabled,
+                "alert": delivery.alert.to_dict(),
+            }
+        )
+    elif delivery.ok:
+        ctx.out.print(Text(f"Test alert delivered to {delivery.webhook} (HTTP {delivery.status})."))
+    if not config.alerts.enabled:
+        ctx.note(f"alerts.enabled is false in {path}: the router sends no alerts until it is true")
+    if not delivery.ok:
+        ctx.err.print(
+            Text(f"error: test alert not delivered to {delivery.webhook}: {error}", style="bold red"), soft_wrap=True
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+#: The tiers, weakest first (a model's strength is the index of the highest tier it is trusted with).
+_TIERS: Final = ("simple", "medium", "complex", "reasoning")
+#: Example prompts of each tier for ``asyncrouter models --profile``; the first the classifier puts in the tier is
+#: used (a list, so a retuned classifier still finds one).
+_TIER_EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
+    "simple": ("What is the capital of France?", "Who wrote Hamlet?", "Translate 'good night' into Spanish."),
+    "medium": (
+        "Explain why the sky is blue.",
+        "Compare TCP and UDP for a multiplayer game and recommend one.",
+        "Explain how a hash map works and when to use one instead of a list.",
+    ),
+    "complex": (
+        "Design a high-availability microservices architecture for an online store: services, data stores, "
+        "failover, scaling and monitoring, with the trade-offs of each choice.",
+        "Write a detailed migration plan from a monolith to microservices for a bank, covering data consistency, "
+        "rollout phases, testing, monitoring, team structure, risks and rollback for each step.",
+    ),
+    "reasoning": (
+        "Prove that the square root of 2 is irrational, step by step.",
+        "Prove that there are infinitely many prime numbers.",
+    ),
+}
+
+
+def _tier_chains(router: Router, profile: str) -> list[dict[str, Any]]:
+    """For each tier, an example prompt of that tier and the decision ``router.classify`` makes for it."""
+    rows: list[dict[str, Any]] = []
+    for tier in _TIERS:
+        example = next(
+            (p for p in _TIER_EXAMPLES[tier] if router.classify(p).classification.tier == tier),
+            None,
+        )
+        if example is None:  # no example of this tier any more: say so rather than show another tier's chain
+            rows.append({"tier": tier, "example": None, "routed_tier": None, "task_type": None, "chain": [],
+                         "routing_layer": None, "reason": "no example prompt of this tier"})  # fmt: skip
+            continue
+        d = router.classify(example, model=profile)
+        rows.append(
+            {
+                "tier": tier,
+                "example": example,
+                "routed_tier": d.tier,
+                "task_type": d.task_type,
+                "chain": list(d.chain),
+                "routing_layer": d.routing_layer,
+                "reason": d.reason,
+            }
+        )
+    return rows
+
+
+def _cmd_models(ctx: _Ctx) -> int:
+    from ._engine import Router
+    from ._planner import BUILTIN_PROFILES
+
+    _, config = _load_config(ctx)
+    profile: str | None = ctx.args.profile
+    known = sorted(BUILTIN_PROFILES) + sorted(set(config.profiles) - BUILTIN_PROFILES)
+    if profile is not None and profile not in known:
+        raise _Exit(f"unknown profile {profile!r}; profiles: {', '.join(known)}")
+    router = Router(config)  # classify() needs no open session: no I/O at all
+    # The planner's view of each model's strength (tags, else its price tercile): no public accessor yet.
+    strength: Mapping[str, int] = router._planner.strength
+    default = config.default_alias
+    models: list[dict[str, Any]] = []
+    for m in config.models:
+        price = router.prices[m.name]
+        roles = [
+            r for r, on in (("default", m.name == default), ("meta-router", m.name == config.meta_router_model)) if on
+        ]
+        models.append(
+            {
+                "name": m.name,
+                "provider": m.provider,
+                "model_id": m.model_id,
+                "cost_per_1k_input": price.input_per_1k,
+                "cost_per_1k_output": price.output_per_1k,
+                "price_source": price.source,
+                "context_window": m.context_window,
+                "tags": list(m.tags),
+                "serves_up_to": _TIERS[strength[m.name]],
+                "fallbacks": list(m.fallbacks),
+                "roles": roles,
+            }
+        )
+    profiles = {
+        name: (config.profiles[name].model_dump(mode="json") if name in config.profiles else {"built_in": True})
+        for name in known
+    }
+    tiers = _tier_chains(router, profile) if profile is not None else None
+    if ctx.json:
+        ctx.emit_json(
+            {"default_model": default, "models": models, "profiles": profiles, "profile": profile, "tiers": tiers}
+        )
+        return EXIT_OK
+    rows = []
+    for row in models:
+        notes = [*row["roles"]]
+        if row["fallbacks"]:
+            notes.append("fallbacks " + ", ".join(row["fallbacks"]))
+        if row["price_source"] != "config":
+            notes.append(f"price from {row['price_source']}")
+        rows.append(
+            [
+                row["name"],
+                row["provider"],
+                row["model_id"],
+                row["serves_up_to"],
+                _usd(row["cost_per_1k_input"]),
+                _usd(row["cost_per_1k_output"]),
+                f"{row['context_window']:,}" if row["context_window"] else "-",
+                ", ".join(row["tags"]) or "-",
+                "; ".join(notes) or "-",
+            ]
+        )
+    cols = ["model", "provider", "model id", "serves up to", "in $/1k", "out $/1k", "context", "tags", "notes"]
+    ctx.out.print(_table("Models", cols, rows, left=4, wrap=("tags", "notes")))
+    custom = [n for n in known if n in config.profiles]
+    line = "Profiles: " + ", ".join(n for n in known if n not in config.profiles) + " (built in)"
+    if custom:
+        line += "; " + ", ".join(custom) + " (configured)"
+    ctx.out.print(Text(line))
+    if tiers is None:
+        ctx.note("the chain each tier gets under a profile: asyncrouter models --profile auto")
+        return EXIT_OK
+    tier_rows = [
+        [
+            t["tier"],
+            t["routed_tier"] or "-",
+            t["task_type"] or "-",
+            " -> ".join(t["chain"]) or "-",
+            t["routing_layer"] or "-",
+            t["example"] or t["reason"],
+        ]
+        for t in tiers
+    ]
+    ctx.out.print(
+        _table(
+            f"Profile {profile}: the chain each tier gets (an example prompt of each tier; all breakers closed, "
+            "budget normal)",
+            ["tier", "routed as", "task", "chain", "layer", "example prompt"],
+            tier_rows,
+            left=6,
+            wrap=("chain", "example prompt"),
+        )
+    )
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------ serve, bench
 
 
@@ -1199,15 +1530,25 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asyncrouter",
         description="Route each LLM prompt to the right model. `asyncrouter demo` runs with no API keys.",
-        epilog=f"The config is --config FILE, else ${CONFIG_ENV}, else ./{DEFAULT_CONFIG_FILE}. "
-        "Exit codes: 0 ok, 1 a failed request, 2 bad usage or config.",
+        epilog=f"The config is -c/--config FILE (before or after the command; after it wins), else ${CONFIG_ENV}, "
+        f"else ./{DEFAULT_CONFIG_FILE}. Exit codes: 0 ok, 1 a failed request, 2 bad usage or config.",
     )
     parser.add_argument("--version", action="version", version=f"asyncrouter {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        dest="global_config",
+        metavar="FILE",
+        help="config file for any command (a --config after the command wins)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument(
-        "--config", metavar="FILE", help=f"config file (default: ${CONFIG_ENV}, then ./{DEFAULT_CONFIG_FILE})"
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"config file (default: the one before the command, ${CONFIG_ENV}, then ./{DEFAULT_CONFIG_FILE})",
     )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout, nothing else")
@@ -1225,10 +1566,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", choices=PROVIDERS, default="openai", help="whose models to use (default: openai)")
     p.add_argument(
         "--path",
+        "-c",
         "--config",
         dest="path",
-        default=DEFAULT_CONFIG_FILE,
-        help=f"where to write it (default: {DEFAULT_CONFIG_FILE})",
+        help=f"where to write it (default: the -c FILE before the command, else {DEFAULT_CONFIG_FILE})",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
@@ -1243,7 +1584,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=_positive_int, help="output token cap (changes the cost estimate)")
 
     p = add("eval", _cmd_eval, "measure the classifier on a labelled data set (no config needed)", config, as_json)
-    p.add_argument("--data", required=True, metavar="FILE", help="labelled examples (.yaml or .jsonl)")
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        help="labelled examples (.yaml or .jsonl; default: the hold-out set shipped in the package)",
+    )
     p.add_argument("--split", help="only examples of this split (e.g. test)")
     p.add_argument("--max-errors", type=int, default=20, help="misclassified prompts to list (default: 20)")
 
@@ -1269,6 +1614,31 @@ def _parser() -> argparse.ArgumentParser:
 
     add("budget", _cmd_budget, "today's spend against the daily cap", config, as_json)
     add("breakers", _cmd_breakers, "the circuit breakers", config, as_json)
+
+    p = sub.add_parser(
+        "alerts", help="the alert rules, or send a test alert", description="the alert rules and channels"
+    )
+    actions = p.add_subparsers(dest="alerts_action", metavar="ACTION", required=True)
+    a = actions.add_parser(
+        "status",
+        parents=[config, as_json],
+        help="the rules, thresholds, channels (webhook secret left out) and cooldown",
+        description="the rules, thresholds, channels (webhook secret left out) and cooldown",
+    )
+    a.set_defaults(handler=_cmd_alerts_status)
+    a = actions.add_parser(
+        "test",
+        parents=[config, as_json],
+        help="send one test alert to the webhook, the way the router sends alerts",
+        description="send one test alert to the webhook, the way the router sends alerts",
+    )
+    a.add_argument("--webhook-url", metavar="URL", help="where to send it (default: alerts.webhook_url)")
+    a.set_defaults(handler=_cmd_alerts_test)
+
+    p = add(
+        "models", _cmd_models, "the configured models, and the chain each tier gets under a profile", config, as_json
+    )
+    p.add_argument("--profile", help="show the chain each tier gets under this profile (auto, eco, premium, ...)")
 
     p = add("serve", _cmd_serve, "serve the OpenAI-compatible HTTP API", config)
     p.add_argument("--host", default=DEFAULT_SERVE_HOST, help="interface (default: %(default)s)")
@@ -1343,6 +1713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     _fill_demo_defaults(args)
+    _merge_global_config(args)
     ctx = _Ctx(args=args, out=_console(stderr=False), err=_console(stderr=True))
     with _log_to(ctx.err):
         try:
@@ -1363,6 +1734,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_FAILED
+
+
+def _merge_global_config(args: argparse.Namespace) -> None:
+    # `asyncrouter -c FILE COMMAND`: the file before the command counts where none is named after it.
+    given = args.global_config
+    if args.command == "init":
+        args.path = args.path or given or DEFAULT_CONFIG_FILE
+    elif given and getattr(args, "config", None) is None:
+        args.config = given
 
 
 def _fill_demo_defaults(args: argparse.Namespace) -> None:

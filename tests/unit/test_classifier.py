@@ -31,7 +31,7 @@ from asyncrouter._tokens import estimate_messages_tokens, estimate_tokens, messa
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_SET = ROOT / "benchmarks" / "data" / "dev_set.yaml"
-HOLDOUT = ROOT / "benchmarks" / "data" / "holdout_v2.yaml"
+HOLDOUT = ROOT / "asyncrouter" / "data" / "holdout_v2.yaml"  # shipped in the package: `asyncrouter eval`'s default
 
 
 @pytest.fixture(scope="module")

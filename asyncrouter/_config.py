@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -92,6 +93,10 @@ class ModelConfig(_Frozen):
     base_url: str | None = None
     cost_per_1k_input: Price | None = None
     cost_per_1k_output: Price | None = None
+    #: prompt-cache prices (USD per 1k tokens); unset: 1.25x (writes) and 0.1x (reads) the input price,
+    #: Anthropic's rates
+    cost_per_1k_cache_write: Price | None = None
+    cost_per_1k_cache_read: Price | None = None
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, gt=0)
@@ -103,6 +108,9 @@ class ModelConfig(_Frozen):
     api: Literal["openai", "native"] = "openai"
     #: anthropic only
     anthropic_version: str = "2023-06-01"
+    #: anthropic only: mark the system prompt and the tool definitions with cache_control ephemeral, so
+    #: Anthropic caches that prefix (5 minutes) and bills repeats at a tenth of the input price
+    prompt_caching: bool = False
     #: openrouter app attribution (HTTP-Referer / X-Title)
     http_referer: str | None = None
     app_title: str | None = None
@@ -110,6 +118,19 @@ class ModelConfig(_Frozen):
     #: optional per-model provider rate limits
     requests_per_minute: int | None = Field(default=None, gt=0)
     tokens_per_minute: int | None = Field(default=None, gt=0)
+
+    @field_validator("prompt_caching")
+    @classmethod
+    def _caching_provider(cls, v: bool, info: ValidationInfo) -> bool:
+        # An error rather than a silent no-op: a user who turns caching on expects a lower bill, and only the
+        # Anthropic format sends cache_control (OpenAI caches long prompts by itself, with no flag).
+        provider = info.data.get("provider")
+        if v and provider is not None and provider != "anthropic":
+            raise ValueError(
+                f"prompt_caching applies only to provider anthropic, not {provider} "
+                "(OpenAI caches long prompts by itself, with no flag)"
+            )
+        return v
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -226,6 +247,9 @@ class TrackerConfig(_Frozen):
     flush_interval: PositiveSeconds = 0.25
     queue_size: int = Field(default=10_000, ge=1)
     on_full: Literal["wait", "drop"] = "wait"
+    #: also append every committed record to this file as JSON Lines (routeforge's run log); the top-level
+    #: ``log_path`` (routeforge's spelling) sets it. It mirrors the database: it needs ``path``.
+    log_path: str | None = None
 
 
 class PricingConfig(_Frozen):
@@ -267,7 +291,9 @@ class Config(_Frozen):
     """The whole router configuration (a superset of routeforge's ``config.yaml``)."""
 
     default_model: str | None = None
-    log_path: str | None = None  # routeforge's JSON log; accepted, see tracker.path
+    #: routeforge's run log: every committed tracker record is also appended to this file as one JSON object
+    #: per line (routeforge's fields first). The same setting as ``tracker.log_path``; needs ``tracker.path``.
+    log_path: str | None = None
     complexity_threshold: Fraction = DEFAULT_COMPLEXITY_THRESHOLD
     complexity_band: tuple[Fraction, Fraction] = DEFAULT_BAND
     meta_router_model: str | None = None
@@ -314,6 +340,7 @@ class Config(_Frozen):
         lo, hi = self.complexity_band
         if lo > hi:
             raise _PathError("lower bound above upper bound", "complexity_band")
+        self._merge_log_path()
         for pname, profile in self.profiles.items():
             for j, alias in enumerate(profile.models):
                 if alias not in names:
@@ -324,6 +351,36 @@ class Config(_Frozen):
                     if alias not in names:
                         raise _PathError(f"names no configured model: {alias!r}", f"routes.{cx}.{cat}")
         return self
+
+    def _merge_log_path(self) -> None:
+        """Make ``log_path`` and ``tracker.log_path`` one setting, and refuse what cannot work.
+
+        The tracker only sees its own section, so the top-level (routeforge) spelling is copied into it.
+        """
+        top, nested = self.log_path, self.tracker.log_path
+        if top is not None and nested is not None and top != nested:
+            raise _PathError(f"differs from tracker.log_path ({nested!r}); set one of them", "log_path")
+        value = top if top is not None else nested
+        if value is None:
+            return
+        field_path = "log_path" if top is not None else "tracker.log_path"
+        if not value.strip():
+            raise _PathError("empty path: leave it out (or null) for no JSON log", field_path)
+        db = self.tracker.path
+        if db is None:
+            # The log mirrors the database (a line is written once its row is committed), and tracker.path: null
+            # turns the tracker off altogether: say so rather than quietly ignore one of the two settings.
+            raise _PathError(
+                "the JSON run log needs the tracker, but tracker.path is null (tracking off); drop "
+                "'tracker.path: null' (rows go to asyncrouter.db as well), or set tracker.path: ':memory:' to keep "
+                "only this file on disk",
+                field_path,
+            )
+        if db != ":memory:" and _same_file(value, db):
+            raise _PathError(f"is the tracker database itself ({db!r}); pick another file", field_path)
+        object.__setattr__(self, "log_path", value)
+        if nested is None:
+            object.__setattr__(self, "tracker", self.tracker.model_copy(update={"log_path": value}))
 
     def model(self, alias: str) -> ModelConfig:
         for m in self.models:
@@ -343,6 +400,10 @@ class Config(_Frozen):
             return (m.cost_per_1k_input or 0.0) + (m.cost_per_1k_output or 0.0)
 
         return min(self.models, key=price).name
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.abspath(os.path.expanduser(a)) == os.path.abspath(os.path.expanduser(b))
 
 
 class _PathError(ValueError):

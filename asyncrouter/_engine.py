@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
+from types import MappingProxyType
 from typing import Any, Self, TypeVar
 
 import anyio
@@ -48,7 +49,7 @@ from ._http import HTTPClient
 from ._meta import MetaRouterCache, build_meta_messages, looks_like_injection, parse_meta_reply, prompt_key
 from ._models import Attempt, ChatDelta, ChatRequest, ChatResponse, RequestRecord, Response, ResponseMeta
 from ._planner import Plan, Planner, RoutingDecision
-from ._pricing import Price, cost_usd, resolve_price
+from ._pricing import Price, cost_usd, resolve_price, usage_cost_usd
 from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._ratelimit import RateLimiter
 from ._store import Stats, Tracker
@@ -512,6 +513,11 @@ class Router:
         return self._open
 
     @property
+    def model_strengths(self) -> Mapping[str, int]:
+        """Each model's strength: the highest tier rank (0 simple .. 3 reasoning) the planner trusts it with."""
+        return MappingProxyType(self._planner.strength)
+
+    @property
     def tracker(self) -> Tracker | None:
         return self._tracker
 
@@ -620,7 +626,7 @@ class Router:
             with anyio.fail_after(max(0.01, min(client.config.timeout, ctx.remaining()))):
                 reply = await client.complete(request)
             price = self.prices[alias]
-            ctx.meta_cost += cost_usd(price, reply.usage.input_tokens, reply.usage.output_tokens)
+            ctx.meta_cost += usage_cost_usd(price, reply.usage)
             ctx.meta_in += reply.usage.input_tokens
             ctx.meta_out += reply.usage.output_tokens
             choice = parse_meta_reply(reply.content, self._planner.models)
@@ -721,7 +727,7 @@ class Router:
                 raise
             else:
                 usage = reply.usage
-                cost = cost_usd(price, usage.input_tokens, usage.output_tokens)
+                cost = usage_cost_usd(price, usage)
                 await self.budget.settle(reservation, cost)
                 # failed tries left no usage behind, so the successful one's figures are the attempt's
                 attempt.input_tokens = usage.input_tokens
@@ -1156,7 +1162,7 @@ class Router:
                         raise err from exc
                     raise
                 assert final is not None
-                cost = cost_usd(self.prices[alias], final.usage.input_tokens, final.usage.output_tokens)
+                cost = usage_cost_usd(self.prices[alias], final.usage)
                 await self.budget.settle(reservation, cost)
                 self.breakers.record(admission, None)
                 attempt.input_tokens, attempt.output_tokens = final.usage.input_tokens, final.usage.output_tokens

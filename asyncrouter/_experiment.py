@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
-import anyio
-
 from ._exceptions import RouterError
 from ._models import Response
 
@@ -177,10 +175,10 @@ class Experiment:
         await self._close_opened()
 
     async def _close_opened(self) -> None:
+        # In reverse order, and with no cancel scope around them: each router's tracker task group was entered
+        # in this task and must be left in the reverse order (Router.aclose shields its own parts).
         opened, self._opened = self._opened, []
-        with anyio.CancelScope(shield=True):
-            for router in reversed(opened):
-                await router.aclose()
+        await _close_all(opened)
 
     def stop(self) -> None:
         """End the experiment: every later request goes to the control. The counts stay readable."""
@@ -242,6 +240,15 @@ class Experiment:
         return ExperimentStatus(
             self.name, self.split, self._running, copy(self._stats["control"]), copy(self._stats["treatment"])
         )
+
+
+async def _close_all(routers: list[Router]) -> None:
+    """Close the last one first; every one is closed even when one's close raises."""
+    if routers:
+        try:
+            await routers[-1].aclose()
+        finally:
+            await _close_all(routers[:-1])
 
 
 def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:

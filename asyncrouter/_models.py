@@ -36,15 +36,43 @@ _CALLED = frozenset({"ok", "gate_failed", "error", "cancelled"})
 
 @dataclass(slots=True, frozen=True)
 class Usage:
-    """Token counts of one provider call. ``estimated`` is true when the provider sent no usage."""
+    """Token counts of one provider call. ``estimated`` is true when the provider sent no usage.
+
+    ``input_tokens`` counts *every* prompt token, cached or not (OpenAI's ``prompt_tokens`` convention), so
+    totals and context sizes mean the same for every provider. The two cache fields say how many of them were
+    written to or read from a provider's prompt cache; they are priced differently (see
+    :func:`asyncrouter._pricing.usage_cost_usd`). Anthropic reports the three parts separately, and its own
+    ``input_tokens`` (the uncached part) is :attr:`uncached_input_tokens` here.
+
+    Attributes:
+        input_tokens: all prompt tokens, cache writes and cache reads included.
+        output_tokens: completion tokens.
+        estimated: the provider sent no (or incomplete) usage; the counts are estimates.
+        cache_creation_input_tokens: prompt tokens written to the provider's cache (billed above the input
+            price; Anthropic: 1.25x).
+        cache_read_input_tokens: prompt tokens served from the provider's cache (billed below the input
+            price; Anthropic: 0.1x).
+
+    .. versionadded:: 0.1
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     estimated: bool = False
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Prompt tokens billed at the plain input price (neither written to nor read from a cache).
+
+        .. versionadded:: 0.1
+        """
+        return max(0, self.input_tokens - self.cache_creation_input_tokens - self.cache_read_input_tokens)
 
 
 @dataclass(slots=True)

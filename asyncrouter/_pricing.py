@@ -10,6 +10,13 @@ Resolution order for each of a model's two prices (input and output, USD per 1,0
 3. ``pricing.default_cost_per_1k_input`` / ``..._output``: deliberately high, so an unknown model is never
    treated as free. Falling back to them warns (:class:`UserWarning` and a log record) naming the model alias.
 
+Prompt-cache tokens (:attr:`Usage.cache_creation_input_tokens <asyncrouter._models.Usage>` and
+``cache_read_input_tokens``) have prices of their own: ``cost_per_1k_cache_write`` / ``cost_per_1k_cache_read``
+when configured, else a multiple of the input price, Anthropic's published rates: 1.25x for a (5-minute)
+cache write and 0.1x for a cache read (:data:`DEFAULT_CACHE_WRITE_MULTIPLIER`,
+:data:`DEFAULT_CACHE_READ_MULTIPLIER`). Anthropic is the provider whose usage reports cache tokens.
+:func:`usage_cost_usd` prices a whole :class:`~asyncrouter._models.Usage`.
+
 This module is the only one that knows the library exists.
 
 .. versionadded:: 0.1
@@ -20,13 +27,24 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 from ._config import ModelConfig, PricingConfig
+from ._models import Usage
 
-__all__ = ["Price", "PriceSource", "cost_usd", "library_price", "resolve_price", "resolve_prices"]
+__all__ = [
+    "DEFAULT_CACHE_READ_MULTIPLIER",
+    "DEFAULT_CACHE_WRITE_MULTIPLIER",
+    "Price",
+    "PriceSource",
+    "cost_usd",
+    "library_price",
+    "resolve_price",
+    "resolve_prices",
+    "usage_cost_usd",
+]
 
 _log = logging.getLogger("asyncrouter.pricing")
 
@@ -36,6 +54,12 @@ PriceSource: TypeAlias = Literal["config", "library", "default"]
 # (openai_compatible) or not at all (ollama: local models have no list price).
 _LIBRARY_PROVIDER: dict[str, str] = {"openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter"}
 _PROBE_TOKENS = 1000
+
+#: Price of a prompt-cache write, as a multiple of the input price, when not configured (Anthropic's rate
+#: for its default 5-minute cache; see docs.anthropic.com, "Prompt caching", Pricing).
+DEFAULT_CACHE_WRITE_MULTIPLIER = 1.25
+#: Price of a prompt-cache read, as a multiple of the input price, when not configured (Anthropic's rate).
+DEFAULT_CACHE_READ_MULTIPLIER = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +71,10 @@ class Price:
         output_per_1k: price of 1,000 completion tokens.
         source: ``"config"`` when both prices were configured; otherwise where the missing one came from,
             ``"library"`` or ``"default"`` (the conservative fallback; a warning was issued).
+        cache_write_per_1k: price of 1,000 prompt tokens written to the provider's prompt cache, when
+            configured; ``None`` charges ``input_per_1k`` times :data:`DEFAULT_CACHE_WRITE_MULTIPLIER`.
+        cache_read_per_1k: price of 1,000 prompt tokens read from the provider's prompt cache, when
+            configured; ``None`` charges ``input_per_1k`` times :data:`DEFAULT_CACHE_READ_MULTIPLIER`.
 
     .. versionadded:: 0.1
     """
@@ -54,14 +82,64 @@ class Price:
     input_per_1k: float
     output_per_1k: float
     source: PriceSource
+    cache_write_per_1k: float | None = None
+    cache_read_per_1k: float | None = None
 
 
-def cost_usd(price: Price, input_tokens: int, output_tokens: int) -> float:
+def cost_usd(
+    price: Price,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    cache_write_tokens: int = 0,
+    cache_read_tokens: int = 0,
+) -> float:
     """The cost in USD of a call with these token counts.
+
+    Args:
+        price: the model's price.
+        input_tokens: all prompt tokens, the cached ones included (:attr:`Usage.input_tokens
+            <asyncrouter._models.Usage>`).
+        output_tokens: completion tokens.
+        cache_write_tokens: how many of *input_tokens* were written to the prompt cache.
+        cache_read_tokens: how many of *input_tokens* were read from the prompt cache.
+
+    Returns:
+        The uncached prompt tokens at the input price, cache writes and reads at their own prices (see
+        :class:`Price`), and the completion at the output price. Negative counts count as zero.
 
     .. versionadded:: 0.1
     """
-    return max(0, input_tokens) * price.input_per_1k / 1000 + max(0, output_tokens) * price.output_per_1k / 1000
+    if cache_write_tokens <= 0 and cache_read_tokens <= 0:
+        return max(0, input_tokens) * price.input_per_1k / 1000 + max(0, output_tokens) * price.output_per_1k / 1000
+    written, read = max(0, cache_write_tokens), max(0, cache_read_tokens)
+    uncached = max(0, input_tokens - written - read)
+    write_price = price.cache_write_per_1k
+    if write_price is None:
+        write_price = price.input_per_1k * DEFAULT_CACHE_WRITE_MULTIPLIER
+    read_price = price.cache_read_per_1k
+    if read_price is None:
+        read_price = price.input_per_1k * DEFAULT_CACHE_READ_MULTIPLIER
+    return (
+        uncached * price.input_per_1k
+        + written * write_price
+        + read * read_price
+        + max(0, output_tokens) * price.output_per_1k
+    ) / 1000
+
+
+def usage_cost_usd(price: Price, usage: Usage) -> float:
+    """The cost in USD of one provider call's :class:`~asyncrouter._models.Usage`, prompt-cache tokens included.
+
+    .. versionadded:: 0.1
+    """
+    return cost_usd(
+        price,
+        usage.input_tokens,
+        usage.output_tokens,
+        cache_write_tokens=usage.cache_creation_input_tokens,
+        cache_read_tokens=usage.cache_read_input_tokens,
+    )
 
 
 def library_price(
@@ -131,11 +209,12 @@ def resolve_price(model: ModelConfig, pricing: PricingConfig, *, now: float | No
     """
     cin, cout = model.cost_per_1k_input, model.cost_per_1k_output
     if cin is not None and cout is not None:
-        return Price(cin, cout, "config")
+        return _with_cache_prices(Price(cin, cout, "config"), model)
     if pricing.use_price_library:
         found = library_price(model.provider, model.model_id, base_url=model.base_url, now=now)
         if found is not None:
-            return Price(found[0] if cin is None else cin, found[1] if cout is None else cout, "library")
+            price = Price(found[0] if cin is None else cin, found[1] if cout is None else cout, "library")
+            return _with_cache_prices(price, model)
     missing = [name for name, value in (("cost_per_1k_input", cin), ("cost_per_1k_output", cout)) if value is None]
     din = pricing.default_cost_per_1k_input if cin is None else cin
     dout = pricing.default_cost_per_1k_output if cout is None else cout
@@ -147,7 +226,15 @@ def resolve_price(model: ModelConfig, pricing: PricingConfig, *, now: float | No
     )
     _log.warning(message)
     warnings.warn(message, UserWarning, stacklevel=2)
-    return Price(din, dout, "default")
+    return _with_cache_prices(Price(din, dout, "default"), model)
+
+
+def _with_cache_prices(price: Price, model: ModelConfig) -> Price:
+    """*price* with the model's configured prompt-cache prices (unset ones stay ``None``: the default rates)."""
+    write, read = model.cost_per_1k_cache_write, model.cost_per_1k_cache_read
+    if write is None and read is None:
+        return price
+    return replace(price, cache_write_per_1k=write, cache_read_per_1k=read)
 
 
 def resolve_prices(

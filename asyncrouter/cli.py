@@ -405,7 +405,7 @@ def starter_config(provider: str) -> str:
     add('#          asyncrouter route "What is the capital of Australia?"')
     add()
     add("default_model: cheap", "layer 4: takes whatever no other layer claimed")
-    add("complexity_threshold: 0.45")
+    add("# complexity_threshold: 0.45", "optional, routeforge's rule: below it the cheap tier, else a strong one")
     add("complexity_band: [0.35, 0.65]", "outside it the complexity gate decides; inside it layer 3 or 4")
     add("# meta_router_model: cheap", "optional: ask this model when the rules are unsure")
     add()
@@ -613,6 +613,148 @@ def _cmd_eval(ctx: _Ctx) -> int:
         return EXIT_OK
     ctx.out.print(Text(f"Data: {data}"))
     ctx.out.print(Text(report.format_report(max_errors=ctx.args.max_errors)))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------- quality, experiment
+
+
+def _prompts_for(ctx: _Ctx) -> tuple[str, list[str]]:
+    """The prompts of ``--data`` (JSONL with prompt or messages, text, or a labelled YAML set), else the bundled
+    hold-out set's: ``(where they came from, prompts)``."""
+    from ._engine import _last_user_text
+    from ._eval import BUNDLED_EVAL_DATA, load_bundled_eval_data, load_eval_data
+
+    data = ctx.args.data
+    try:
+        if data is None:
+            return f"asyncrouter/data/{BUNDLED_EVAL_DATA}", [e.prompt for e in load_bundled_eval_data()]
+        path = Path(data)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return data, [e.prompt for e in load_eval_data(path)]
+        if not path.is_file():
+            raise _Exit(f"no such file: {data}")
+        prompts = [
+            it.kwargs["prompt"] if "prompt" in it.kwargs else _last_user_text(it.kwargs["messages"])
+            for it in _read_batch(path, _is_jsonl(path))
+        ]
+        return data, prompts
+    except ConfigError as exc:
+        raise _Exit(f"cannot load {data}: {exc}") from None
+
+
+def _cmd_quality(ctx: _Ctx) -> int:
+    from ._engine import Router
+    from ._judge import judge_quality
+
+    _, config = _load_config(ctx)
+    where, prompts = _prompts_for(ctx)
+    if not prompts:
+        raise _Exit(f"no prompts in {where}")
+    aliases = [m.name for m in config.models]
+    strongest = max(config.models, key=lambda m: (m.cost_per_1k_output or 0.0, m.cost_per_1k_input or 0.0)).name
+    baseline = ctx.args.baseline or strongest
+    judge = ctx.args.judge or baseline
+    for role, alias in (("--baseline", baseline), ("--judge", judge)):
+        if alias not in aliases:
+            raise _Exit(f"{role}: unknown model {alias!r}; configured models: {', '.join(aliases)}", EXIT_USAGE)
+
+    async def go() -> Any:
+        async with Router(config) as router:
+            return await judge_quality(
+                router,
+                prompts,
+                baseline=baseline,
+                judge=judge,
+                model=ctx.args.model,
+                sample=ctx.args.sample,
+                concurrency=ctx.args.concurrency,
+                seed=ctx.args.seed,
+            )
+
+    report = _run(go)
+    if ctx.json:
+        ctx.emit_json({"data": where, **report.to_dict()})
+        return EXIT_OK
+    ctx.out.print(Text(f"Data: {where}; judged {report.judged} prompt(s), {report.failed} could not be judged"))
+    ctx.out.print(Text(f"Routed ({ctx.args.model}) against {baseline}, judged by {judge}"))
+    if report.judged:
+        table = Table(box=None)
+        for col in ("", "routed", "baseline", "delta"):
+            table.add_column(col, justify="right" if col else "left")
+        for key in ("relevance", "accuracy", "completeness", "overall"):
+            table.add_row(
+                key, f"{report.routed_mean[key]:.2f}", f"{report.baseline_mean[key]:.2f}", f"{report.delta[key]:+.2f}"
+            )
+        ctx.out.print(table)
+        assert report.holds_up is not None
+        ctx.out.print(Text(f"Routing held up (within {report.tolerance} points) on {report.holds_up:.0%} of prompts"))
+    savings = f"; saved {report.savings:.0%}" if report.savings is not None else ""
+    ctx.out.print(
+        Text(
+            f"Cost: routed {_usd(report.routed_cost_usd)}, baseline {_usd(report.baseline_cost_usd)}{savings}; "
+            f"judging {_usd(report.judge_cost_usd)}"
+        )
+    )
+    errors = [c for c in report.cases if c.error]
+    for c in errors[:5]:
+        ctx.note(f"not judged: {c.prompt[:60]!r}: {c.error}")
+    return EXIT_OK
+
+
+def _cmd_experiment(ctx: _Ctx) -> int:
+    from ._config import load_yaml as load
+    from ._engine import Router
+    from ._experiment import Experiment
+
+    _, control = _load_config(ctx)
+    try:
+        treatment = load(Path(ctx.args.treatment))
+    except ConfigError as exc:
+        raise _Exit(f"invalid treatment config {ctx.args.treatment}: {exc}") from None
+    where, prompts = _prompts_for(ctx)
+    if ctx.args.sample is not None:
+        prompts = prompts[: ctx.args.sample]
+    if not prompts:
+        raise _Exit(f"no prompts in {where}")
+
+    async def go() -> Any:
+        async with Experiment(Router(control), Router(treatment), split=ctx.args.split, name=ctx.args.name) as exp:
+            limiter = anyio.CapacityLimiter(ctx.args.concurrency)
+
+            async def one(prompt: str) -> None:
+                async with limiter:
+                    with contextlib.suppress(RouterError):  # counted as the variant's error
+                        await exp.aroute(prompt)
+
+            async with anyio.create_task_group() as tg:
+                for prompt in prompts:
+                    tg.start_soon(one, prompt)
+            return exp.status()
+
+    status = _run(go)
+    if ctx.json:
+        ctx.emit_json({"data": where, **status.to_dict()})
+        return EXIT_OK
+    ctx.out.print(Text(f"Experiment {status.name!r}: {len(prompts)} prompt(s) from {where}, split {status.split}"))
+    table = Table(box=None)
+    for col in ("variant", "requests", "error rate", "escalations", "avg cost", "p50 ms", "p95 ms"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, v in (("control", status.control), ("treatment", status.treatment)):
+        table.add_row(
+            name,
+            str(v.requests),
+            f"{v.error_rate:.1%}",
+            f"{v.escalation_rate:.1%}",
+            _usd(v.avg_cost_usd),
+            f"{v.latency_ms(50):.0f}",
+            f"{v.latency_ms(95):.0f}",
+        )
+    ctx.out.print(table)
+    ratios = status.ratios()
+    shown = ", ".join(f"{k} x{v:.2f}" for k, v in ratios.items() if v is not None)
+    if shown:
+        ctx.out.print(Text(f"treatment / control: {shown}"))
     return EXIT_OK
 
 
@@ -1247,7 +1389,7 @@ def _cmd_models(ctx: _Ctx) -> int:
         raise _Exit(f"unknown profile {profile!r}; profiles: {', '.join(known)}")
     router = Router(config)  # classify() needs no open session: no I/O at all
     # The planner's view of each model's strength (tags, else its price tercile): no public accessor yet.
-    strength: Mapping[str, int] = router._planner.strength
+    strength: Mapping[str, int] = router.model_strengths
     default = config.default_alias
     models: list[dict[str, Any]] = []
     for m in config.models:
@@ -1516,6 +1658,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -1639,6 +1788,42 @@ def _parser() -> argparse.ArgumentParser:
         "models", _cmd_models, "the configured models, and the chain each tier gets under a profile", config, as_json
     )
     p.add_argument("--profile", help="show the chain each tier gets under this profile (auto, eco, premium, ...)")
+
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data",
+        metavar="FILE",
+        help="prompts: JSONL (prompt or messages), text (one per line) or a labelled .yaml set "
+        "(default: the bundled hold-out set)",
+    )
+    data.add_argument("--concurrency", type=_positive_int, default=8, help="prompts in flight (default: 8)")
+
+    p = add(
+        "quality",
+        _cmd_quality,
+        "LLM-as-judge: routed replies against a baseline model's, and what each cost",
+        config,
+        model,
+        data,
+        as_json,
+    )
+    p.add_argument("--baseline", help="the model to compare against (default: the most expensive)")
+    p.add_argument("--judge", help="the model that scores both replies (default: the baseline)")
+    p.add_argument("--sample", type=_positive_int, default=20, help="prompts to judge (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the order the judge sees")
+
+    p = add(
+        "experiment",
+        _cmd_experiment,
+        "A/B test: split prompts between this config and --treatment, compare them",
+        config,
+        data,
+        as_json,
+    )
+    p.add_argument("--treatment", required=True, metavar="FILE", help="the config under test")
+    p.add_argument("--split", type=_fraction, default=0.5, help="share of prompts for the treatment (default: 0.5)")
+    p.add_argument("--name", default="experiment", help="the experiment's name (it salts the split)")
+    p.add_argument("--sample", type=_positive_int, default=None, help="only the first N prompts")
 
     p = add("serve", _cmd_serve, "serve the OpenAI-compatible HTTP API", config)
     p.add_argument("--host", default=DEFAULT_SERVE_HOST, help="interface (default: %(default)s)")

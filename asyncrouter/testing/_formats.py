@@ -9,7 +9,9 @@ One class per format family:
   ``: OPENROUTER PROCESSING`` comment lines, numeric ``error.code``, mid-stream errors as a chunk with an
   ``error`` field and ``finish_reason: "error"``.
 * :class:`AnthropicFormat` - the Messages API: ``x-api-key`` and ``anthropic-version`` headers, required
-  ``max_tokens``, top-level ``system``, content blocks, named SSE events, ``{"type": "error", ...}`` bodies.
+  ``max_tokens``, top-level ``system``, content blocks, named SSE events, ``{"type": "error", ...}`` bodies,
+  and prompt caching: ``cache_control`` breakpoints (:func:`anthropic_cache_plan`) and the usage that reports
+  cache writes and reads (:class:`CacheUsage`).
 * :class:`OllamaFormat` - Ollama's native ``/api/chat``: NDJSON streaming (on by default), a final object with
   ``done: true``, ``done_reason``, ``prompt_eval_count`` and ``eval_count``; errors as ``{"error": "..."}``.
 
@@ -21,25 +23,28 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from json.encoder import encode_basestring
 from typing import Any, ClassVar, Final
 
-from asyncrouter._tokens import message_text
+from asyncrouter._tokens import estimate_tokens, message_text
 
 from ._behaviour import FakeModel, FakeRequest, Reply, ToolSpec, WireFormat
 
 __all__ = [
     "AnthropicFormat",
+    "CachePlan",
+    "CacheUsage",
     "ErrorContext",
     "ErrorOut",
     "Format",
     "OllamaFormat",
     "OpenAIFormat",
     "OpenRouterFormat",
+    "anthropic_cache_plan",
 ]
 
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -48,6 +53,8 @@ NDJSON_CONTENT_TYPE: Final = "application/x-ndjson"
 OPENROUTER_COMMENT: Final = b": OPENROUTER PROCESSING\n\n"
 DEFAULT_ERROR_WINDOW: Final = 4096
 _MODEL_CREATED: Final = 1_735_689_600  # 2025-01-01, a stable "created" for model listings
+#: Anthropic refuses more cache_control blocks than this in one request.
+MAX_CACHE_BREAKPOINTS: Final = 4
 
 
 # The C-accelerated JSON string quoter: splicing quoted pieces into a prebuilt chunk is the stream hot path.
@@ -668,10 +675,125 @@ _ANTHROPIC_ERRORS: Final[dict[str, tuple[int, str, str]]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class CachePlan:
+    """The prompt-cache breakpoints of one Anthropic request.
+
+    Attributes:
+        breakpoints: for each block carrying ``cache_control``, in prompt order (tools, then system, then
+            messages): a key of the whole prefix up to and including that block, and the prefix's estimated
+            tokens.
+        tools_tokens: the estimated tokens of the tool definitions, which the prompt's message estimate leaves
+            out.
+
+    .. versionadded:: 0.1
+    """
+
+    breakpoints: tuple[tuple[str, int], ...]
+    tools_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """The prompt part of an Anthropic usage object for a request with ``cache_control``.
+
+    Attributes:
+        input_tokens: prompt tokens neither written to nor read from the cache (Anthropic's ``input_tokens``).
+        cache_creation_input_tokens: prompt tokens written to the cache by this request.
+        cache_read_input_tokens: prompt tokens served from the cache.
+
+    .. versionadded:: 0.1
+    """
+
+    input_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+
+
+def _prompt_blocks(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """The cacheable prompt's blocks in Anthropic's order (tools, system, messages), each with its kind."""
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        yield "tool", tool
+    system = body.get("system")
+    for block in system if isinstance(system, list) else [system] if system else ():
+        yield "system", block
+    messages = body.get("messages")
+    for m in messages if isinstance(messages, list) else ():
+        if isinstance(m, Mapping):
+            content = m.get("content")
+            role = str(m.get("role"))
+            for block in content if isinstance(content, list) else [content]:
+                yield role, block
+
+
+def _cache_marks(body: Mapping[str, Any]) -> list[Any]:
+    # A cheap scan (no serialising): most requests carry no cache_control and must not pay for the plan.
+    return [b["cache_control"] for _, b in _prompt_blocks(body) if isinstance(b, Mapping) and "cache_control" in b]
+
+
+def _block_key_and_tokens(kind: str, block: Any) -> tuple[bytes, int]:
+    if isinstance(block, Mapping):
+        plain = {k: v for k, v in block.items() if k != "cache_control"}
+        canonical = _dumps([kind, plain])
+        text = block.get("text")
+        if not isinstance(text, str):
+            content = block.get("content")  # a tool_result with plain content
+            text = content if isinstance(content, str) else _dumps(plain)
+        return canonical.encode("utf-8", "surrogatepass"), estimate_tokens(text)
+    text = block if isinstance(block, str) else ""
+    return _dumps([kind, text]).encode("utf-8", "surrogatepass"), estimate_tokens(text)
+
+
+def anthropic_cache_plan(body: Any) -> CachePlan | None:
+    """The cache breakpoints of an Anthropic request body, or ``None`` when no block carries ``cache_control``.
+
+    A prefix's key is a hash of every block up to the breakpoint with their ``cache_control`` left out, so the
+    same prefix marked differently is the same cache entry, and a change anywhere before a breakpoint is a miss.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(body, Mapping) or not _cache_marks(body):
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    total = 0
+    tools_tokens = 0
+    breakpoints: list[tuple[str, int]] = []
+    for kind, block in _prompt_blocks(body):
+        key, tokens = _block_key_and_tokens(kind, block)
+        digest.update(key + b"\x1e")
+        total += tokens
+        if kind == "tool":
+            tools_tokens += tokens
+        if isinstance(block, Mapping) and "cache_control" in block:
+            breakpoints.append((digest.copy().hexdigest(), total))
+    return CachePlan(breakpoints=tuple(breakpoints), tools_tokens=tools_tokens)
+
+
+def _check_cache_control(body: Mapping[str, Any]) -> None:
+    marks = _cache_marks(body)
+    for cc in marks:
+        if not isinstance(cc, Mapping) or cc.get("type") != "ephemeral":
+            raise Invalid("cache_control.type: Input should be 'ephemeral'")
+        if cc.get("ttl", "5m") not in ("5m", "1h"):
+            raise Invalid("cache_control.ttl: Input should be '5m' or '1h'")
+    if len(marks) > MAX_CACHE_BREAKPOINTS:
+        raise Invalid(
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {len(marks)}."
+        )
+
+
 class AnthropicFormat(Format):
     """The Anthropic Messages API, as served at ``/v1/messages``."""
 
     name: ClassVar[WireFormat] = "anthropic"
+
+    def __init__(self, *, cache: CacheUsage | None = None) -> None:
+        self._cache = cache
+
+    def with_cache(self, cache: CacheUsage) -> AnthropicFormat:
+        """This format for one request whose usage reports *cache* (the server's cache decided it)."""
+        return AnthropicFormat(cache=cache)
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
         return headers.get("x-api-key") or headers.get("X-Api-Key") or None
@@ -720,6 +842,7 @@ class AnthropicFormat(Format):
             system = message_text({"content": system})
         elif system is not None and not isinstance(system, str):
             raise Invalid("system: Input should be a valid string or a list of text blocks")
+        _check_cache_control(body)
         messages = _text_messages(raw, system=system)
         tools: list[ToolSpec] = []
         if isinstance(body.get("tools"), list):
@@ -787,10 +910,11 @@ class AnthropicFormat(Format):
         return f"msg_01{reply.token[:22]}"
 
     def _usage(self, reply: Reply, *, output_tokens: int) -> dict[str, Any]:
+        cache = self._cache
         return {
-            "input_tokens": reply.prompt_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "input_tokens": reply.prompt_tokens if cache is None else cache.input_tokens,
+            "cache_creation_input_tokens": 0 if cache is None else cache.cache_creation_input_tokens,
+            "cache_read_input_tokens": 0 if cache is None else cache.cache_read_input_tokens,
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
@@ -872,7 +996,12 @@ class AnthropicFormat(Format):
             "delta": {"stop_reason": _ANTHROPIC_STOP[reply.finish], "stop_sequence": None},
         }
         if reply.usage:
-            delta["usage"] = {"output_tokens": reply.completion_tokens}
+            if self._cache is None:
+                delta["usage"] = {"output_tokens": reply.completion_tokens}
+            else:
+                # As the current API does: message_delta repeats the (cumulative) prompt counts.
+                usage = self._usage(reply, output_tokens=reply.completion_tokens)
+                delta["usage"] = {k: v for k, v in usage.items() if k != "service_tier"}
         frames.append(_event("message_delta", delta))
         frames.append(_event("message_stop", {"type": "message_stop"}))
         return frames

@@ -13,6 +13,13 @@ Endpoints (one server, every format, told apart by path as the real services are
 A chat request goes through the same steps as at a real provider: key check (401), request validation (400),
 model lookup (404), context window (400), then at most one fault (per-key script, then the model's scripted
 queue, then its random faults), then the model's latency and the reply, streamed or not.
+
+Anthropic prompt caching is played too: a request whose blocks carry ``cache_control`` writes each marked
+prefix to a per-model cache that lives as long as the server (or until :meth:`FakeProviderServer.reset`), and
+its usage reports ``cache_creation_input_tokens`` for the part newly written and ``cache_read_input_tokens``
+for the longest marked prefix already cached; ``input_tokens`` is the rest. Unlike the real service it caches a
+prefix of any length (no 1,024-token minimum) and never expires one. Requests without ``cache_control`` get
+the usage they always got.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from ._behaviour import (
 from ._formats import (
     JSON_CONTENT_TYPE,
     AnthropicFormat,
+    CachePlan,
+    CacheUsage,
     ErrorContext,
     ErrorOut,
     Format,
@@ -53,6 +62,7 @@ from ._formats import (
     OllamaFormat,
     OpenAIFormat,
     OpenRouterFormat,
+    anthropic_cache_plan,
 )
 
 __all__ = ["ALL_PROVIDERS", "DEFAULT_HOST", "FakeProviderServer", "default_fleet"]
@@ -263,6 +273,8 @@ class FakeProviderServer:
         self._repeats: Counter[tuple[str, str]] = Counter()
         self._counts: Counter[tuple[str | None, str]] = Counter()
         self._serial = itertools.count()
+        # (model, prefix key) of every Anthropic prompt prefix written to the fake prompt cache
+        self._prompt_cache: set[tuple[str, str]] = set()
         self.requests: list[RecordedRequest] = []
         self._runner: web.AppRunner | None = None
         self._closing: asyncio.Future[None] | None = None
@@ -449,6 +461,7 @@ class FakeProviderServer:
         self._counts.clear()
         self._repeats.clear()
         self._scripts.clear()
+        self._prompt_cache.clear()
         self._models = dict(self._initial_models)
         self._key_faults = dict(self._initial_key_faults)
 
@@ -712,6 +725,11 @@ class FakeProviderServer:
                 transport.abort()
             return web.Response(status=500)  # never sent: the connection is gone
 
+        if isinstance(fmt, AnthropicFormat):
+            plan = anthropic_cache_plan(freq.body)
+            if plan is not None:
+                fmt = fmt.with_cache(self._use_prompt_cache(model.name, plan, prompt_tokens))
+
         jitter = rng.uniform(-model.latency_jitter, model.latency_jitter) if model.latency_jitter else 0.0
         delay = max(0.0, model.latency + jitter)
         reply = compose_reply(model, replace(freq, repeat=repeat), rng, created=time.time(), fault=fault)
@@ -720,6 +738,21 @@ class FakeProviderServer:
             return await self._stream(exchange, fmt, model, reply, rec, fault, delay, headers)
         await self._pause(delay)
         return await self._complete(exchange, fmt, reply, rec, fault, ctx, headers)
+
+    def _use_prompt_cache(self, model: str, plan: CachePlan, prompt_tokens: int) -> CacheUsage:
+        """Read the longest cached prefix of *plan*, write the rest of its marked prefixes, and say how much."""
+        read = 0
+        for key, tokens in plan.breakpoints:
+            if (model, key) in self._prompt_cache:
+                read = tokens
+        written = max(0, plan.breakpoints[-1][1] - read)
+        self._prompt_cache.update((model, key) for key, _ in plan.breakpoints)
+        total = prompt_tokens + plan.tools_tokens
+        return CacheUsage(
+            input_tokens=max(0, total - written - read),
+            cache_creation_input_tokens=written,
+            cache_read_input_tokens=read,
+        )
 
     async def _complete(
         self,

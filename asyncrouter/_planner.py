@@ -399,6 +399,15 @@ class Planner:
                 [a for a in candidates if a in pool_set], tier_rank, cascade=cascade, strongest=strongest
             )
             ordered = capable or weaker
+            if strongest and not capable and weaker:
+                # premium asks for the strongest reply: when no chosen model can handle the tier, the pool's
+                # capable models go first, strongest first, and the chosen ones follow
+                stronger, _ = self._order(
+                    [a for a in pool if a not in weaker], tier_rank, cascade=cascade, strongest=True
+                )
+                if stronger:
+                    reason += f"; none of them handles tier {_RANK_TIER[tier_rank]}: stronger models first"
+                    ordered = [*stronger, *weaker]
             # Escalation path beyond the chosen candidates: the pool's other models that are at least as strong
             # as the weakest chosen one and capable of the tier, cheapest first (strongest first for premium).
             floor = max(tier_rank, min((self.strength[a] for a in ordered), default=tier_rank))

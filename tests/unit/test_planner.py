@@ -261,3 +261,13 @@ def test_memoised_plans_do_not_straddle_a_threshold() -> None:
     assert low.layer == "complexity"
     assert mid.layer == "default"  # ambiguous and no meta-router: layer 4
     assert p.plan(cls(score=0.349, tier="simple")).layer == "complexity"  # still right from the memo
+
+
+def test_premium_puts_capable_models_before_a_weak_task_match() -> None:
+    # "summarisation" is tagged only on mini (cheap); a complex summary under premium goes to the strongest first
+    plan = planner().plan(cls("summarisation", score=0.8, tier="complex"), model="premium")
+    assert plan.chain[0] == "big"
+    assert plan.chain.index("big") < plan.chain.index("mini")
+    assert "none of them handles tier complex: stronger models first" in plan.reason
+    # under auto (cheapest first, then escalation) the task's own model still goes first
+    assert planner().plan(cls("summarisation", score=0.8, tier="complex")).chain[0] == "mini"

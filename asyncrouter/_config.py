@@ -60,6 +60,8 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "openrouter": "https://openrouter.ai/api/v1",
     "huggingface": "https://router.huggingface.co/v1",
     "ollama": "http://localhost:11434",
+    # Gemini's OpenAI-compatible endpoint (chat completions, streaming, tools, JSON mode)
+    "google": "https://generativelanguage.googleapis.com/v1beta/openai",
 }
 #: Providers that need no API key.
 KEYLESS_PROVIDERS = frozenset({"ollama", "openai_compatible"})

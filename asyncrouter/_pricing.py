@@ -52,7 +52,12 @@ PriceSource: TypeAlias = Literal["config", "library", "default"]
 
 # Our provider names -> the library's provider ids. Providers missing here are looked up by base_url only
 # (openai_compatible) or not at all (ollama: local models have no list price).
-_LIBRARY_PROVIDER: dict[str, str] = {"openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter"}
+_LIBRARY_PROVIDER: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "openrouter": "openrouter",
+    "google": "google",
+}
 _PROBE_TOKENS = 1000
 
 #: Price of a prompt-cache write, as a multiple of the input price, when not configured (Anthropic's rate

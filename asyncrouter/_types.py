@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 ProviderName: TypeAlias = Literal[
-    "openai", "anthropic", "openrouter", "huggingface", "ollama", "openai_compatible"
+    "openai", "anthropic", "openrouter", "huggingface", "ollama", "google", "openai_compatible"
 ]
 TaskType: TypeAlias = Literal[
     "code", "reasoning", "creative", "translation", "summarisation", "factual", "general"

@@ -94,6 +94,7 @@ PROVIDERS: Final[tuple[ProviderName, ...]] = (
     "openrouter",
     "huggingface",
     "ollama",
+    "google",
     "openai_compatible",
 )
 
@@ -359,6 +360,12 @@ _STARTERS: Final[dict[str, _Starter]] = {
         "llama3.2:3b", (0.0, 0.0), 128_000, "qwen2.5:14b", (0.0, 0.0), 32_768, None, "http://localhost:11434",
         "A local Ollama server (no key). Pull the models first: `ollama pull llama3.2:3b && ollama pull "
         "qwen2.5:14b`.",
+    ),
+    "google": _Starter(
+        "gemini-2.5-flash-lite", (0.0001, 0.0004), 1_048_576, "gemini-2.5-pro", (0.00125, 0.01), 1_048_576,
+        "GEMINI_API_KEY", None,
+        "Google Gemini through its OpenAI-compatible endpoint (generativelanguage.googleapis.com/v1beta/openai); "
+        "a key from Google AI Studio. gemini-2.5-pro's prices double above 200k prompt tokens.",
     ),
     "openai_compatible": _Starter(
         "Qwen/Qwen2.5-7B-Instruct", (0.0, 0.0), 32_768, "Qwen/Qwen2.5-72B-Instruct", (0.0, 0.0), 32_768,

@@ -19,9 +19,8 @@ __all__ = ["ModelClient", "provider_for"]
 
 _ANTHROPIC = AnthropicFormat()
 _OLLAMA_NATIVE = OllamaNativeFormat()
-_OPENAI_FAMILY = {
-    kind: OpenAIFormat(kind) for kind in ("openai", "openrouter", "huggingface", "ollama", "openai_compatible")
-}
+_OPENAI_KINDS = ("openai", "openrouter", "huggingface", "ollama", "google", "openai_compatible")
+_OPENAI_FAMILY = {kind: OpenAIFormat(kind) for kind in _OPENAI_KINDS}
 
 
 def provider_for(model: ModelConfig) -> Provider:

@@ -84,6 +84,7 @@ ALL_PROVIDERS: Final[tuple[ProviderName, ...]] = (
     "openrouter",
     "huggingface",
     "ollama",
+    "google",
     "openai_compatible",
 )
 
@@ -568,7 +569,7 @@ class FakeProviderServer:
 
         Args:
             provider: one provider kind for every model; a mapping of model name to kind; or a sequence of
-                kinds, which gives each model one entry per kind, named ``"{model}-{kind}"`` (all six kinds:
+                kinds, which gives each model one entry per kind, named ``"{model}-{kind}"`` (all seven kinds:
                 ``provider=ALL_PROVIDERS``).
             models: which fake models to include (default: all, in order).
             **top_level: top-level config keys to set or override, e.g. ``default_model="fake-cheap"``.

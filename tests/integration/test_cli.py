@@ -193,6 +193,7 @@ def test_init_writes_a_starter_config_that_loads(
         "openrouter": "OPENROUTER_API_KEY",
         "huggingface": "HF_TOKEN",
         "ollama": None,
+        "google": "GEMINI_API_KEY",
         "openai_compatible": "OPENAI_COMPATIBLE_API_KEY",
     }[provider]
     target = tmp_path / "conf" / "asyncrouter.yaml"

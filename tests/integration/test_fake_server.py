@@ -1112,11 +1112,12 @@ def test_config_dict_needs_a_running_server() -> None:
         FakeProviderServer(models=default_fleet(speed=0)).config_dict()
 
 
-async def test_config_dict_all_six_kinds(http: aiohttp.ClientSession) -> None:
+async def test_config_dict_all_seven_kinds(http: aiohttp.ClientSession) -> None:
     async with FakeProviderServer(models=default_fleet(speed=0), api_keys=["b", "a"]) as srv:
         raw = srv.config_dict(provider=ALL_PROVIDERS, budget={"daily_limit_usd": 1.0})
         config = load_config(raw)
-    assert len(config.models) == 3 * 6
+    assert len(config.models) == 3 * 7
+    assert config.model("fake-cheap-google").provider == "google"
     entry = config.model("fake-strong-anthropic")
     assert entry.key_values() == ("a", "b")  # every accepted key, for rotation
     assert config.model("fake-cheap-ollama").key_values() == ()

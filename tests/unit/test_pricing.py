@@ -55,6 +55,8 @@ def test_an_explicit_zero_is_a_real_price() -> None:
         pytest.param({"provider": "huggingface", "model_id": "meta-llama/Llama-3.1-8B-Instruct:cerebras"},
                      ("meta-llama/Llama-3.1-8B-Instruct", {"provider_id": "huggingface_cerebras"}),
                      id="huggingface-router-suffix"),
+        pytest.param({"provider": "google", "model_id": "gemini-2.5-flash-lite"},
+                     ("gemini-2.5-flash-lite", {"provider_id": "google"}), id="google"),
     ],
 )
 def test_library_prices(kw: dict[str, Any], oracle: tuple[str, dict[str, str]]) -> None:

@@ -273,6 +273,17 @@ class AlertsConfig(_Frozen):
     budget_thresholds: tuple[Fraction, ...] = (0.75, 0.9, 1.0)
 
 
+class FeedbackConfig(_Frozen):
+    """Users' thumbs up/down on replies (``Router.afeedback``), and adaptive routing from them."""
+
+    #: move a model users keep rejecting for a task type behind the other models of that task's chains
+    rerank: bool = True
+    #: votes a model needs on a task type before they move it
+    min_votes: int = Field(default=5, ge=1)
+    #: a model whose share of "up" votes on a task type (add-one smoothed) is below this is moved back
+    demote_below: Fraction = 0.35
+
+
 class ProfileConfig(_Frozen):
     """A named routing profile: restricts and orders the models the planner may choose."""
 
@@ -315,6 +326,7 @@ class Config(_Frozen):
     tracker: TrackerConfig = TrackerConfig()
     pricing: PricingConfig = PricingConfig()
     alerts: AlertsConfig = AlertsConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:

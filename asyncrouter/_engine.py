@@ -52,7 +52,7 @@ from ._planner import Plan, Planner, RoutingDecision
 from ._pricing import Price, cost_usd, resolve_price, usage_cost_usd
 from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._ratelimit import RateLimiter
-from ._store import Stats, Tracker
+from ._store import FeedbackRecord, Stats, Tracker
 from ._tokens import message_text
 from ._types import Clock
 from .providers import ModelClient
@@ -218,6 +218,26 @@ class LogQuery:
         return iter(self._router._run_sync(self._query))
 
 
+def _demote(plan: Plan, demoted: frozenset[str], task_type: str) -> None:
+    """Move the models users keep rejecting for this task type behind the others (the order is kept)."""
+    moved = [a for a in plan.chain if a in demoted]
+    kept = [a for a in plan.chain if a not in demoted]
+    if moved and kept and plan.chain[: len(kept)] != kept:
+        plan.chain = kept + moved
+        plan.reason += f"; feedback: {', '.join(moved)} moved back (users rejected its {task_type} replies)"
+
+
+def _rating(rating: str | int | bool) -> int:
+    """+1 or -1 from ``"up"``/``"down"``, ``1``/``-1`` or ``True``/``False``."""
+    if isinstance(rating, bool):
+        return 1 if rating else -1
+    if isinstance(rating, int) and rating in (1, -1):
+        return rating
+    if isinstance(rating, str) and rating.strip().lower() in ("up", "+1", "1", "good", "down", "-1", "bad"):
+        return 1 if rating.strip().lower() in ("up", "+1", "1", "good") else -1
+    raise ValueError(f"a rating is 'up' or 'down' (or 1 / -1), not {rating!r}")
+
+
 def _close_at_exit(ref: weakref.ref[Router]) -> None:
     router = ref()
     if router is not None:
@@ -301,6 +321,10 @@ class Router:
         self._max_tries = self.config.retries.max_attempts
         self._open = False
         self._closed = False
+        #: users' votes per task type and model: [up, down] (loaded from the tracker when it opens)
+        self._votes: dict[str, dict[str, list[int]]] = {}
+        #: per task type, the models the votes move to the back of chains (empty: nothing to do)
+        self._demoted: dict[str, frozenset[str]] = {}
         self._sync: _SyncLoop | None = None  # the synchronous API's loop, started by the first route()
         self._sync_lock = threading.Lock()
         self._at_exit = functools.partial(_close_at_exit, weakref.ref(self))
@@ -345,6 +369,11 @@ class Router:
         try:
             if self._tracker is not None:
                 await self._tracker.aopen()
+                if self.config.feedback.rerank:
+                    for task_type, model, up, down in await self._tracker.feedback_counts():
+                        self._votes.setdefault(task_type, {})[model] = [up, down]
+                    for task_type in self._votes:
+                        self._update_demoted(task_type)
             await self.budget.aopen()
             await self.alerts.aopen()
             if self._breaker_sync is not None:
@@ -399,7 +428,7 @@ class Router:
         return self._classifier.classify(messages, tools=bool(params.tools), response_format=params.response_format)
 
     def _plan(self, c: Classification, model: str, params: _Params) -> Plan:
-        return self._planner.plan(
+        plan = self._planner.plan(
             c,
             model=model,
             blocked=self.breakers.snapshot(),
@@ -407,6 +436,11 @@ class Router:
             max_tokens=params.max_tokens,
             tools=bool(params.tools),
         )
+        if self._demoted and not plan.pinned:
+            demoted = self._demoted.get(c.task_type)
+            if demoted is not None:
+                _demote(plan, demoted, c.task_type)
+        return plan
 
     def classify(
         self,
@@ -491,6 +525,49 @@ class Router:
             return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
 
         return LogQuery(self, query)
+
+    async def afeedback(
+        self, request_id: str, rating: str | int | bool, *, comment: str | None = None
+    ) -> FeedbackRecord:
+        """Record a user's thumbs up or down on a tracked reply (mmrouter's feedback).
+
+        With ``feedback.rerank`` on, a model whose replies users keep rejecting for a task type (at least
+        ``feedback.min_votes`` votes, a smoothed share of "up" below ``feedback.demote_below``) moves behind the
+        other models of that task type's chains, here at once and after a restart (the votes are in the
+        tracker). A model is only ever moved back, never ahead of a cheaper or a capable one.
+
+        Args:
+            request_id: the reply's ``meta.request_id``.
+            rating: ``"up"`` / ``"down"``, ``1`` / ``-1``, or ``True`` / ``False``.
+            comment: free text kept with the vote (secrets are scrubbed like every tracked text).
+
+        Raises:
+            ValueError: a rating that is neither up nor down.
+            RouterError: tracking is off, or no tracked request has this id.
+        """
+        value = _rating(rating)
+        if self._tracker is None:
+            raise RouterError("feedback needs the tracker: set tracker.path")
+        record = await self._tracker.add_feedback(request_id, value, comment=comment)
+        if record.model:
+            counts = self._votes.setdefault(record.task_type, {}).setdefault(record.model, [0, 0])
+            counts[0 if value > 0 else 1] += 1
+            self._update_demoted(record.task_type)
+        return record
+
+    def _update_demoted(self, task_type: str) -> None:
+        fb = self.config.feedback
+        if not fb.rerank:
+            return
+        demoted = frozenset(
+            model
+            for model, (up, down) in self._votes.get(task_type, {}).items()
+            if up + down >= fb.min_votes and (up + 1) / (up + down + 2) < fb.demote_below
+        )
+        if demoted:
+            self._demoted[task_type] = demoted
+        else:
+            self._demoted.pop(task_type, None)
 
     async def stats(self, *, since: Any = None, until: Any = None, baseline: str | None = None) -> Stats:
         """Totals, per-model/task/tier/layer breakdowns, latency percentiles and savings vs a baseline model.

@@ -17,6 +17,10 @@ Schema (``PRAGMA user_version`` 1), table ``requests``, one row per request: ``i
 positional in the order of :data:`ATTEMPT_FIELDS` (compact and about twice as fast to encode as objects).
 The view ``request_attempts`` spreads those arrays into named columns for ad-hoc SQL.
 
+With ``log_path`` (routeforge's run log) every committed row is also appended to a JSON Lines file, one object
+per line with the keys of :data:`LOG_FIELDS`: built from the parameters the INSERT bound, for the rows it stored,
+by a worker thread the writer hands each batch to after its commit.
+
 The write path, and why it is shaped so (figures from ``benchmarks/bench_tracker.py``): the cost is CPU
 under the GIL, so the writer keeps Python's share small and runs SQLite's share in parallel with it.
 
@@ -55,7 +59,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, Final, Literal, TypeAlias
@@ -77,11 +81,14 @@ __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
     "DEFAULT_CHECKPOINT_ROWS",
     "DEFAULT_EXPORT_CHUNK",
+    "DEFAULT_LOG_FILE_MODE",
     "DEFAULT_MAX_DIMENSIONS",
     "DEFAULT_WAL_AUTOCHECKPOINT_PAGES",
+    "LOG_FIELDS",
     "MIGRATIONS",
     "NO_KEY",
     "SCHEMA_VERSION",
+    "FeedbackRecord",
     "GroupStats",
     "Migration",
     "Savings",
@@ -89,6 +96,7 @@ __all__ = [
     "TimeBound",
     "Tracker",
     "TrackerCounters",
+    "UnknownRequest",
     "migrate",
 ]
 
@@ -199,7 +207,27 @@ def _migration_1(conn: sqlite3.Connection) -> None:
 
 #: Every schema step, in order: ``MIGRATIONS[n - 1]`` takes a database from version ``n - 1`` to ``n``.
 #: Migration 2 is one more function appended here.
-MIGRATIONS: Final[tuple[Migration, ...]] = (_migration_1,)
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Users' feedback (one row per vote, with the voted reply's model and task type copied in for the
+    aggregates), and an index to find a request by its id."""
+    conn.execute(
+        """
+        CREATE TABLE feedback (
+            id         INTEGER PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            ts         REAL NOT NULL,
+            rating     INTEGER NOT NULL CHECK (rating IN (-1, 1)),
+            model      TEXT,
+            task_type  TEXT,
+            comment    TEXT
+        )
+        """
+    )
+    conn.execute("CREATE INDEX feedback_task_model ON feedback (task_type, model)")
+    conn.execute("CREATE INDEX requests_request_id ON requests (request_id)")
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_migration_1, _migration_2)
 #: The schema version this code writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -631,6 +659,357 @@ def _record_from_row(row: Sequence[Any]) -> RequestRecord:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# The JSON run log (routeforge's ``log_path``)
+# ---------------------------------------------------------------------------------------------------------
+#
+# A mirror of the database, never a second source: lines are built from the very parameter tuples the INSERT
+# bound (texts already truncated and scrubbed) and the stored values of their dimension rows, for the rows
+# the INSERT stored, and appended only after their transaction committed. The work (encoding, then one
+# write) runs in a worker thread the writer hands each committed batch to, in commit order.
+
+#: The keys of one line of the JSON run log, in order: routeforge's twelve (same names and formats), then
+#: asyncrouter's. ``attempts`` holds one object per attempt, with the :data:`ATTEMPT_FIELDS` keys.
+LOG_FIELDS: Final = (
+    "timestamp",
+    "prompt_preview",
+    "model",
+    "provider",
+    "routing_layer",
+    "routing_reason",
+    "task_type",
+    "complexity_score",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "estimated_cost_usd",
+    "request_id",
+    "status",
+    "tier",
+    "complexity",
+    "category",
+    "error_type",
+    "profile",
+    "quality_passed",
+    "tokens_estimated",
+    "escalated",
+    "prompt_hash",
+    "attempts",
+)
+#: Permission bits of a JSON run log the tracker creates (an existing file keeps its own).
+DEFAULT_LOG_FILE_MODE: Final = 0o600
+
+_LOG_OPEN_FLAGS: Final = (
+    os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+# Most of a line is fixed text; the rest is one %s per value (or per run of dimension values, see _RunLog).
+_LOG_LINE: Final = (
+    '{"timestamp":%s,"prompt_preview":%s,%s"routing_reason":%s,"task_type":%s,"complexity_score":%s,'
+    '"input_tokens":%s,"output_tokens":%s,"latency_ms":%s,"estimated_cost_usd":%s,"request_id":%s,%s'
+    '"escalated":%s,"prompt_hash":%s,"attempts":%s}\n'
+)
+_R_REQUEST_ID: Final = 1 + _ROW_COLUMNS.index("request_id")
+_R_TS: Final = 1 + _ROW_COLUMNS.index("ts")
+_R_HASH: Final = 1 + _ROW_COLUMNS.index("prompt_hash")
+_R_SCORE: Final = 1 + _ROW_COLUMNS.index("complexity_score")
+_R_ESCALATED: Final = 1 + _ROW_COLUMNS.index("escalated")
+_NUMBERS: Final = itemgetter(
+    *(1 + _ROW_COLUMNS.index(c) for c in ("input_tokens", "output_tokens", "latency_ms", "cost_usd"))
+)
+_D_STATUS: Final = _DIM_FIELDS.index("status")
+_quote: Final = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (ensure_ascii=False)
+_decode_json: Final = json.JSONDecoder().decode
+_MAX_CACHED_SECONDS: Final = 4096
+
+
+def _json_text(value: Any) -> str:
+    return _quote(value) if type(value) is str else _encode_lenient(value)
+
+
+def _json_number(value: Any) -> str:
+    kind = type(value)
+    if kind is float:
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    if kind is int:
+        return int.__repr__(value)
+    return _encode_lenient(value)
+
+
+def _json_flag(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _is_null(value: Any) -> bool:
+    """Whether SQLite stores *value* as NULL (a NaN does become NULL)."""
+    return value is None or (type(value) is float and value != value)
+
+
+# One attempt as a JSON object, for the fast path of _attempts_json; the test suite checks it against
+# ATTEMPT_FIELDS.
+_ATTEMPT_OBJECT: Final = "{" + ",".join(f'"{name}":%s' for name in ATTEMPT_FIELDS) + "}"
+_FLAGS: Final = {True: "true", False: "false"}
+
+
+def _attempts_json(text: str) -> str:
+    """The stored attempts (positional arrays, see :data:`ATTEMPT_FIELDS`) as a JSON array of objects."""
+    items = _decode_json(text)  # stored JSON: non-finite numbers are already null
+    quote, real, integer, flags = _quote, float.__repr__, int.__repr__, _FLAGS
+    try:
+        # Written out for the types Attempt declares, about three times faster than building dicts; any
+        # other value (or a row of another length) raises, and the generic encoding below takes over.
+        objects = [
+            _ATTEMPT_OBJECT
+            % (
+                quote(model),
+                quote(provider),
+                quote(outcome),
+                quote(reason),
+                real(latency),
+                integer(tokens_in),
+                integer(tokens_out),
+                real(cost),
+                flags[estimated],
+                "null" if error_type is None else quote(error_type),
+                "null" if status_code is None else integer(status_code),
+                integer(retries),
+                "null" if gate_score is None else real(gate_score),
+            )
+            for (
+                model,
+                provider,
+                outcome,
+                reason,
+                latency,
+                tokens_in,
+                tokens_out,
+                cost,
+                estimated,
+                error_type,
+                status_code,
+                retries,
+                gate_score,
+            ) in items
+        ]
+    except (TypeError, ValueError, KeyError):
+        return _encode_lenient([dict(zip(ATTEMPT_FIELDS, item, strict=False)) for item in items])
+    return "[" + ",".join(objects) + "]"
+
+
+class _RunLog:
+    """Appends committed rows to the JSON run log (``log_path``) as JSON Lines.
+
+    :meth:`register` and :meth:`prune` run on the event loop as the writer registers dimension rows;
+    :meth:`open` and :meth:`append` run in a worker thread, one call at a time (the writer awaits each). The
+    file is opened for each batch (``O_APPEND``, created with :data:`DEFAULT_LOG_FILE_MODE`), so a log
+    rotated or removed meanwhile is simply started afresh, and a failed append is retried with the next batch.
+    """
+
+    __slots__ = ("_dims", "_fragments", "_needs_newline", "_seconds", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.expanduser(path)
+        # dimension id -> its values as the TEMP table stores them, and the JSON fragments made of them
+        self._dims: dict[int, tuple[Any, ...]] = {}
+        self._fragments: dict[int, tuple[str, str, str]] = {}
+        self._seconds: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS" (UTC)
+        self._needs_newline = False
+
+    # -- on the event loop --------------------------------------------------------------------------------
+
+    def register(self, dims: Iterable[tuple[Any, ...]]) -> None:
+        """Remember dimension rows ``(id, *values)`` the writer has just registered in its TEMP table."""
+        for dim in dims:
+            self._dims[dim[0]] = dim[1:]
+            self._fragments.pop(dim[0], None)
+
+    def prune(self, below: int) -> None:
+        """Forget dimension ids below *below*, as the writer's TEMP table just did."""
+        self._dims = {k: v for k, v in self._dims.items() if k >= below}
+        self._fragments = {k: v for k, v in self._fragments.items() if k >= below}
+
+    def stored(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows of *rows* SQLite stores: ``INSERT OR IGNORE`` skips those its NOT NULL columns refuse."""
+        dims = self._dims
+        return [
+            row
+            for row in rows
+            if not _is_null(row[_R_REQUEST_ID])
+            and not _is_null(row[_R_TS])
+            and row[0] in dims
+            and not _is_null(dims[row[0]][_D_STATUS])
+        ]
+
+    # -- in a worker thread -------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the file if it is new (mode :data:`DEFAULT_LOG_FILE_MODE`) and check it can be appended to.
+
+        Raises:
+            OSError: it cannot be opened for appending.
+        """
+        os.close(os.open(self.path, _LOG_OPEN_FLAGS, DEFAULT_LOG_FILE_MODE))
+        # A file that does not end its last line (a crash mid-write, or text from elsewhere): the first line
+        # appended starts on a line of its own. Best effort: a file we may append to but not read is fine.
+        try:
+            with open(self.path, "rb") as existing:
+                if existing.seek(0, os.SEEK_END):
+                    existing.seek(-1, os.SEEK_END)
+                    self._needs_newline = existing.read(1) != b"\n"
+        except OSError:
+            logger.debug("tracker: cannot read the end of the JSON run log %s", self.path, exc_info=True)
+
+    def append(self, rows: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
+        """Encode *rows* and append them in one write. Returns ``(lines written, rows that could not be encoded)``.
+
+        Raises:
+            OSError: the file could not be opened or written. A partial write is taken back when the file
+                allows it (so the file keeps whole lines only); otherwise the next append starts a new line.
+        """
+        lines, skipped = self.encode(rows)
+        if not lines:
+            return 0, skipped
+        data = "".join(lines).encode("utf-8", "replace")
+        if self._needs_newline:
+            data = b"\n" + data
+        fd = os.open(self.path, _LOG_OPEN_FLAGS, DEFAULT_LOG_FILE_MODE)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                if len(view) < len(data):
+                    try:
+                        os.ftruncate(fd, start)
+                    except OSError:
+                        self._needs_newline = True
+                raise
+        finally:
+            os.close(fd)
+        self._needs_newline = False
+        return len(lines), skipped
+
+    def encode(self, rows: Iterable[tuple[Any, ...]]) -> tuple[list[str], int]:
+        """One line per row; a row that cannot be encoded (a bug) is logged and left out.
+
+        The loop below is the fast path, written for the types :class:`RequestRecord` declares: anything else
+        (a None, a NaN, an int where a float belongs) makes it raise, and that row goes through
+        :meth:`_line`, which encodes any value. Both give the same text for the declared types.
+        """
+        lines: list[str] = []
+        append = lines.append
+        skipped = 0
+        fragments_of = self._fragments.get
+        fragment = self._fragment
+        timestamp = self._timestamp
+        attempts_json = _attempts_json
+        quote = _quote
+        real = float.__repr__
+        integer = int.__repr__
+        numbers = _NUMBERS
+        template = _LOG_LINE
+        for row in rows:
+            try:
+                fragments = fragments_of(row[0]) or fragment(row[0])
+                tokens_in, tokens_out, latency, cost = numbers(row)
+                score = row[_R_SCORE]
+                finite = score + latency + cost  # a TypeError for a None; NaN for a NaN or an infinity
+                if finite - finite != 0.0:
+                    raise ValueError("not finite")
+                append(
+                    template
+                    % (
+                        timestamp(row[_R_TS]),
+                        quote(row[_PREVIEW]),  # '' when previews are off, as logs() reads it back
+                        fragments[0],
+                        quote(row[_REASON]),
+                        fragments[1],
+                        real(score),
+                        integer(tokens_in),
+                        integer(tokens_out),
+                        real(latency),
+                        real(cost),
+                        quote(row[_R_REQUEST_ID]),
+                        fragments[2],
+                        "true" if row[_R_ESCALATED] else "false",
+                        quote(row[_R_HASH]),
+                        attempts_json(row[_ATTEMPTS]),
+                    )
+                )
+            except Exception:
+                try:
+                    append(self._line(row))
+                except Exception:
+                    skipped += 1
+                    logger.exception(
+                        "tracker: cannot encode record %r for the JSON run log; left out", row[_R_REQUEST_ID]
+                    )
+        return lines, skipped
+
+    def _line(self, row: tuple[Any, ...]) -> str:
+        """One line for any values (the slow path of :meth:`encode`)."""
+        fragments = self._fragments.get(row[0]) or self._fragment(row[0])
+        tokens_in, tokens_out, latency, cost = _NUMBERS(row)
+        attempts = [dict(zip(ATTEMPT_FIELDS, item, strict=False)) for item in _decode_json(row[_ATTEMPTS])]
+        return _LOG_LINE % (
+            self._timestamp(row[_R_TS]),
+            _json_text(row[_PREVIEW]),
+            fragments[0],
+            _json_text(row[_REASON]),
+            fragments[1],
+            _json_number(row[_R_SCORE]),
+            _json_number(tokens_in),
+            _json_number(tokens_out),
+            _json_number(latency),
+            _json_number(cost),
+            _json_text(row[_R_REQUEST_ID]),
+            fragments[2],
+            _json_flag(row[_R_ESCALATED]),
+            _json_text(row[_R_HASH]),
+            _encode_lenient(attempts),
+        )
+
+    def _fragment(self, dim_id: int) -> tuple[str, str, str]:
+        """The JSON of one dimension row's values, in three runs of :data:`LOG_FIELDS` order."""
+        d = dict(zip(_DIM_FIELDS, self._dims[dim_id], strict=True))
+        text = _encode_lenient
+        fragments = (
+            f'"model":{text(d["model"])},"provider":{text(d["provider"])},"routing_layer":{text(d["routing_layer"])},',
+            text(d["task_type"]),
+            f'"status":{text(d["status"])},"tier":{text(d["tier"])},"complexity":{text(d["complexity"])},'
+            f'"category":{text(d["category"])},"error_type":{text(d["error_type"])},"profile":{text(d["profile"])},'
+            f'"quality_passed":{_json_flag(d["quality_passed"])},'
+            f'"tokens_estimated":{_json_flag(d["tokens_estimated"])},',
+        )
+        self._fragments[dim_id] = fragments
+        return fragments
+
+    def _timestamp(self, ts: Any) -> str:
+        """``"YYYY-MM-DDTHH:MM:SS.mmmZ"`` (UTC, milliseconds): what ``datetime.fromtimestamp(ts, UTC)
+        .isoformat(timespec="milliseconds")`` gives, with ``Z``; ``null`` for what is no moment."""
+        try:
+            # As datetime.fromtimestamp rounds: the fraction to whole microseconds, half to even.
+            fraction, whole = math.modf(ts)
+            micros = round(fraction * 1e6)
+            second = int(whole)
+            if micros >= 1_000_000:
+                second += 1
+                micros -= 1_000_000
+            elif micros < 0:
+                second -= 1
+                micros += 1_000_000
+            prefix = self._seconds.get(second)
+            if prefix is None:
+                if len(self._seconds) >= _MAX_CACHED_SECONDS:
+                    self._seconds.clear()
+                prefix = datetime.fromtimestamp(second, UTC).replace(tzinfo=None).isoformat()
+                self._seconds[second] = prefix
+        except (TypeError, ValueError, OverflowError, OSError):
+            return "null"
+        return f'"{prefix}.{micros // 1000:03d}Z"'
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Stats
 # ---------------------------------------------------------------------------------------------------------
 
@@ -691,6 +1070,11 @@ class TrackerCounters:
         flushes: batches committed (one transaction each).
         write_errors: batches that failed to write (each is logged on ``asyncrouter.tracker``).
         failed: records lost to write errors or that could not be encoded.
+        log_written: lines appended to the JSON run log (``log_path``); 0 without one.
+        log_errors: committed batches the run log could not take (an I/O error; logged once per streak).
+            Their records are in the database only.
+        log_failed: committed records missing from the run log (those batches' records, plus any record
+            that could not be encoded as a line).
 
     .. versionadded:: 0.1
     """
@@ -702,6 +1086,53 @@ class TrackerCounters:
     flushes: int = 0
     write_errors: int = 0
     failed: int = 0
+    log_written: int = 0
+    log_errors: int = 0
+    log_failed: int = 0
+
+
+class UnknownRequest(RouterError, LookupError):
+    """No tracked request has the id asked for (feedback on a request the tracker never stored).
+
+    .. versionadded:: 0.1
+    """
+
+
+#: longest feedback comment stored (characters)
+_MAX_FEEDBACK_COMMENT: Final = 2000
+
+
+@dataclass(slots=True, frozen=True)
+class FeedbackRecord:
+    """One user's vote on a tracked reply (:meth:`Router.afeedback`).
+
+    Attributes:
+        request_id: the reply's ``meta.request_id``.
+        timestamp: when the vote was stored (epoch seconds).
+        rating: ``1`` (up) or ``-1`` (down).
+        model: the model that gave the reply (``""`` when none was accepted).
+        task_type: the request's task type.
+        comment: the user's words, secrets scrubbed.
+
+    .. versionadded:: 0.1
+    """
+
+    request_id: str
+    timestamp: float
+    rating: int
+    model: str
+    task_type: str
+    comment: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "timestamp": self.timestamp,
+            "rating": self.rating,
+            "model": self.model,
+            "task_type": self.task_type,
+            "comment": self.comment,
+        }
 
 
 @dataclass(slots=True, frozen=True)
@@ -713,6 +1144,11 @@ class Stats:
     Latency percentiles are nearest-rank (the value at rank ``ceil(p * n / 100)`` of the sorted latencies)
     over all requests in the window. Every figure is 0 when the window is empty. The ``by_*`` maps key rows
     whose column is NULL (a request no model accepted) under :data:`NO_KEY`.
+
+    ``by_day`` keys each UTC calendar day (``"YYYY-MM-DD"``) that has requests, oldest first: the daily cost
+    breakdown. ``by_complexity`` and ``by_category`` group by the classifier's complexity (``simple``,
+    ``medium``, ``complex``) and category (``factual``, ``reasoning``, ``creative``, ``code``), mmrouter's
+    distribution. All of them come from the same statement, hence the same snapshot, as the totals.
 
     .. versionadded:: 0.1
     """
@@ -737,6 +1173,9 @@ class Stats:
     by_provider: dict[str, GroupStats]
     savings: Savings | None
     tracker: TrackerCounters
+    by_day: dict[str, GroupStats] = dataclasses.field(default_factory=dict)
+    by_complexity: dict[str, GroupStats] = dataclasses.field(default_factory=dict)
+    by_category: dict[str, GroupStats] = dataclasses.field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:
@@ -753,19 +1192,25 @@ class Stats:
         data = dataclasses.asdict(self)
         data["error_rate"] = self.error_rate
         data["escalation_rate"] = self.escalation_rate
-        for name in ("by_model", "by_task_type", "by_tier", "by_routing_layer", "by_provider"):
+        for name, _ in _GROUP_DIMENSIONS:
             for key, group in getattr(self, name).items():
                 data[name][key]["error_rate"] = group.error_rate
         return data
 
 
+# (Stats field, column of the window) for each per-group breakdown.
 _GROUP_DIMENSIONS: Final = (
     ("by_model", "model"),
     ("by_task_type", "task_type"),
     ("by_tier", "tier"),
     ("by_routing_layer", "routing_layer"),
     ("by_provider", "provider"),
+    ("by_complexity", "complexity"),
+    ("by_category", "category"),
+    ("by_day", "day"),
 )
+# Window columns computed rather than read. The UTC day of a request: SQLite's date() of its epoch seconds.
+_COMPUTED_WINDOW_COLUMNS: Final = {"day": "date(ts, 'unixepoch') AS day"}
 
 _AGGREGATES: Final = (
     "count(*), coalesce(sum(status = 'ok'), 0), coalesce(sum(status = 'error'), 0), "
@@ -795,7 +1240,7 @@ def _stats_sql(where: str) -> str:
     )
     return (
         "WITH w AS (SELECT status, escalated, input_tokens, output_tokens, cost_usd, latency_ms, "
-        + ", ".join(column for _, column in _GROUP_DIMENSIONS)
+        + ", ".join(_COMPUTED_WINDOW_COLUMNS.get(column, column) for _, column in _GROUP_DIMENSIONS)
         + f" FROM requests{where}) "
         + " UNION ALL ".join(parts)
     )
@@ -1047,6 +1492,14 @@ class Tracker:
     With ``config.path`` set to ``None`` tracking is off: records are discarded (and not counted as dropped),
     queries return nothing.
 
+    With ``config.log_path`` set, every committed row is also appended to that file as one JSON object per
+    line (:data:`LOG_FIELDS`: routeforge's run-log fields first, then asyncrouter's). The writer hands each
+    committed batch to a worker thread, in commit order, before it reports the batch done, so :meth:`flush`
+    and :meth:`aclose` return with the file written. Lines hold what the database holds, scrubbed alike; a
+    row the database did not store is never written. The file is created with mode ``0o600`` if new and
+    appended to otherwise. An I/O error on it is logged once per streak of failures and counted
+    (``log_errors``, ``log_failed``); it never fails a request nor costs a database row.
+
     Args:
         config: the ``tracker`` section of the configuration.
         clock: the source of time; it resolves ``timedelta`` bounds of queries. The tracker never sleeps on
@@ -1078,6 +1531,12 @@ class Tracker:
         "_in_flight",
         "_inserts",
         "_launch",
+        "_log",
+        "_log_errors",
+        "_log_failed",
+        "_log_streak",
+        "_log_streak_records",
+        "_log_written",
         "_markers",
         "_max_rows",
         "_pending",
@@ -1142,6 +1601,13 @@ class Tracker:
         self._flushes = 0
         self._write_errors = 0
         self._failed = 0
+        # The JSON run log (log_path): its line builder, its counters, and the current streak of failures.
+        self._log = _RunLog(config.log_path) if config.log_path and config.path is not None else None
+        self._log_written = 0
+        self._log_errors = 0
+        self._log_failed = 0
+        self._log_streak = 0
+        self._log_streak_records = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -1154,6 +1620,14 @@ class Tracker:
     def path(self) -> str | None:
         """The configured database path (``":memory:"`` for an in-memory database, ``None`` when off)."""
         return self._config.path
+
+    @property
+    def log_path(self) -> str | None:
+        """The JSON run log every committed record is also appended to (``None``: none).
+
+        .. versionadded:: 0.1
+        """
+        return self._config.log_path
 
     async def __aenter__(self) -> Tracker:
         await self.aopen()
@@ -1170,12 +1644,17 @@ class Tracker:
         do not wrap :meth:`aclose` in a shielded ``CancelScope`` of your own (it shields its own work).
 
         Raises:
-            ConfigError: the database cannot be opened or migrated (path ``tracker.path``).
+            ConfigError: the database cannot be opened or migrated (path ``tracker.path``), or the JSON run
+                log cannot be created or appended to, or is set without a database (path ``log_path``).
             RuntimeError: the tracker was opened before; a tracker is opened once.
         """
         if self._state != "new":
             raise RuntimeError(f"a Tracker is opened once (this one is {self._state})")
         path = self._config.path
+        log_path = self._config.log_path
+        if log_path is not None and (path is None or not log_path.strip()):
+            problem = "empty path" if path is not None else "the JSON run log needs the tracker (tracker.path is null)"
+            raise ConfigError(problem, path="log_path")
         if path is None:
             self._state = "open"
             return
@@ -1183,6 +1662,7 @@ class Tracker:
             raise ConfigError("empty path: use null to turn tracking off, or ':memory:'", path="tracker.path")
         try:
             await self._connect(path)
+            await self._open_log()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._close_connections()
@@ -1221,6 +1701,18 @@ class Tracker:
         except OSError as exc:
             raise ConfigError(
                 f"cannot create the tracker database {path!r}: {exc.strerror}", path="tracker.path"
+            ) from exc
+
+    async def _open_log(self) -> None:
+        log = self._log
+        if log is None:
+            return
+        try:
+            await anyio.Path(log.path).parent.mkdir(parents=True, exist_ok=True)
+            await anyio.to_thread.run_sync(log.open)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot open the JSON run log {log.path!r} for appending: {exc.strerror or exc}", path="log_path"
             ) from exc
 
     async def aclose(self) -> None:
@@ -1524,8 +2016,12 @@ class Tracker:
                 if batch.prune_below is not None:
                     await db.execute(_DIM_PRUNE, (batch.prune_below,))
                     dims = [d for d in dims if d[0] >= batch.prune_below]
+                    if self._log is not None:
+                        self._log.prune(batch.prune_below)
                 if dims:
                     await db.executemany(_DIM_INSERT, dims)
+                    if self._log is not None:
+                        self._log.register(dims)
                 self._dims_carry = []
                 if len(statements) == 1:
                     # Autocommit connection: the single statement is the batch's one transaction.
@@ -1561,6 +2057,44 @@ class Tracker:
             self._unchecked += inserted
             if self._unchecked >= DEFAULT_CHECKPOINT_ROWS:
                 self._start_checkpoint()
+            if self._log is not None and inserted:
+                await self._append_log(self._log, rows, inserted)
+
+    async def _append_log(self, log: _RunLog, rows: list[tuple[Any, ...]], inserted: int) -> None:
+        """Append the committed rows of a batch to the JSON run log, in a worker thread; never raises."""
+        if inserted < len(rows):
+            rows = log.stored(rows)
+            if len(rows) != inserted:  # pragma: no cover - SQLite refused a row the NOT NULL mirror let through
+                self._log_failed += inserted
+                logger.error("tracker: cannot tell which rows of a batch were stored; none written to the JSON log")
+                return
+        try:
+            written, skipped = await anyio.to_thread.run_sync(log.append, rows)
+        except Exception as exc:
+            self._log_errors += 1
+            self._log_failed += len(rows)
+            self._log_streak += 1
+            self._log_streak_records += len(rows)
+            if self._log_streak == 1:
+                logger.error(
+                    "tracker: cannot append to the JSON run log %s: %s: %s; its records stay in the database "
+                    "(further failures are not logged until an append succeeds)",
+                    log.path,
+                    type(exc).__name__,
+                    exc,
+                )
+            return
+        self._log_written += written
+        self._log_failed += skipped
+        if self._log_streak:
+            logger.warning(
+                "tracker: appending to the JSON run log %s again, after %d failed batch(es): %d record(s) are "
+                "in the database only",
+                log.path,
+                self._log_streak,
+                self._log_streak_records,
+            )
+            self._log_streak = self._log_streak_records = 0
 
     def _start_checkpoint(self) -> None:
         """Checkpoint the WAL in the background, on a connection of its own, if none is running.
@@ -1623,6 +2157,9 @@ class Tracker:
             flushes=self._flushes,
             write_errors=self._write_errors,
             failed=self._failed,
+            log_written=self._log_written,
+            log_errors=self._log_errors,
+            log_failed=self._log_failed,
         )
 
     # -- queries ------------------------------------------------------------------------------------------
@@ -1649,6 +2186,55 @@ class Tracker:
                 return list(await db.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
             raise RouterError(f"tracker query failed: {type(exc).__name__}: {exc}") from exc
+
+    # -- feedback ---------------------------------------------------------------------------------------------
+
+    async def add_feedback(self, request_id: str, rating: int, *, comment: str | None = None) -> FeedbackRecord:
+        """Store a user's vote (+1 or -1) on a tracked request; its model and task type are copied in.
+
+        Raises:
+            ValueError: a rating other than +1 or -1.
+            RouterError: tracking is off, or no committed request has this id.
+            RuntimeError: the tracker is not open.
+        """
+        if rating not in (1, -1):
+            raise ValueError("rating must be 1 or -1")
+        db = await self._reader()
+        if db is None:
+            raise RouterError("feedback needs the tracker: set tracker.path")
+        rows = await self._fetchall(
+            db, "SELECT model, task_type FROM requests WHERE request_id = ? ORDER BY id DESC LIMIT 1", [request_id]
+        )
+        if not rows:
+            raise UnknownRequest(f"no tracked request has the id {request_id!r}")
+        model, task_type = rows[0]
+        if comment is not None:
+            comment = redact(comment[:_MAX_FEEDBACK_COMMENT], self._encoder._known)
+        record = FeedbackRecord(request_id, self._clock.time(), rating, model or "", task_type or "", comment)
+        assert self._wdb is not None
+        try:
+            async with self._db_lock:
+                await self._wdb.execute(
+                    "INSERT INTO feedback (request_id, ts, rating, model, task_type, comment) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (request_id, record.timestamp, rating, model, task_type, comment),
+                )
+        except sqlite3.Error as exc:
+            raise RouterError(f"could not store feedback: {type(exc).__name__}: {exc}") from exc
+        return record
+
+    async def feedback_counts(self) -> list[tuple[str, str, int, int]]:
+        """``(task_type, model, up votes, down votes)`` for every pair with a vote (empty when tracking is off)."""
+        db = await self._reader()
+        if db is None:
+            return []
+        rows = await self._fetchall(
+            db,
+            "SELECT task_type, model, SUM(rating > 0), SUM(rating < 0) FROM feedback "
+            "WHERE model IS NOT NULL GROUP BY task_type, model",
+            [],
+        )
+        return [(t or "", m, int(up), int(down)) for t, m, up, down in rows]
 
     async def logs(
         self,
@@ -1963,6 +2549,9 @@ def _stats_from(
         by_provider=by["by_provider"],
         savings=savings,
         tracker=counters,
+        by_day=dict(sorted(by["by_day"].items())),  # chronological: ISO dates sort as text
+        by_complexity=by["by_complexity"],
+        by_category=by["by_category"],
     )
 
 

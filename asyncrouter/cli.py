@@ -709,6 +709,31 @@ def _cmd_quality(ctx: _Ctx) -> int:
     return EXIT_OK
 
 
+def _cmd_feedback(ctx: _Ctx) -> int:
+    from ._engine import Router
+    from ._store import UnknownRequest
+
+    _, config = _load_config(ctx)
+    if config.tracker.path is None:
+        raise _Exit("feedback needs the tracker: set tracker.path in the config")
+
+    async def go() -> Any:
+        async with Router(config) as router:
+            return await router.afeedback(ctx.args.request_id, ctx.args.rating, comment=ctx.args.comment)
+
+    try:
+        vote = _run(go)
+    except UnknownRequest as exc:
+        raise _Exit(str(exc), EXIT_FAILED) from None
+    if ctx.json:
+        ctx.emit_json(vote.to_dict())
+        return EXIT_OK
+    ctx.out.print(
+        Text(f"{'up' if vote.rating > 0 else 'down'} vote on {vote.request_id} ({vote.model}, {vote.task_type})")
+    )
+    return EXIT_OK
+
+
 def _cmd_experiment(ctx: _Ctx) -> int:
     from ._config import load_yaml as load
     from ._engine import Router
@@ -1494,15 +1519,18 @@ def _cmd_serve(ctx: _Ctx) -> int:
     except (ImportError, AttributeError) as exc:
         raise _Exit(f"the HTTP server is not available in this installation ({exc})") from None
     host, port = ctx.args.host, ctx.args.port
+    dashboard = not ctx.args.no_dashboard
 
     def on_ready(*info: object) -> None:
         url = next((str(i) for i in info if isinstance(i, str) and i.startswith("http")), f"http://{host}:{port}")
         ctx.note(
             f"asyncrouter serving {path} on {url} (OpenAI-compatible: {url.rstrip('/')}/v1); Ctrl-C stops", style="bold"
         )
+        if dashboard:
+            ctx.note(f"dashboard: {url.rstrip('/')}{server.DASHBOARD_PATH}", style="bold")
 
     async def go() -> None:
-        await serve(config, host=host, port=port, on_ready=on_ready)
+        await serve(config, host=host, port=port, on_ready=on_ready, dashboard=dashboard)
 
     _run(go)
     return EXIT_OK
@@ -1819,6 +1847,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=_positive_int, default=20, help="prompts to judge (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample and of the order the judge sees")
 
+    p = add("feedback", _cmd_feedback, "thumbs up or down on a tracked reply (adaptive routing)", config, as_json)
+    p.add_argument("request_id", help="the reply's request id (meta.request_id, X-AsyncRouter-Request-Id)")
+    p.add_argument("rating", choices=("up", "down"), help="up or down")
+    p.add_argument("--comment", help="why (stored with the vote, secrets scrubbed)")
+
     p = add(
         "experiment",
         _cmd_experiment,
@@ -1835,6 +1868,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("serve", _cmd_serve, "serve the OpenAI-compatible HTTP API", config)
     p.add_argument("--host", default=DEFAULT_SERVE_HOST, help="interface (default: %(default)s)")
     p.add_argument("--port", type=_port, default=DEFAULT_SERVE_PORT, help="port (default: %(default)s)")
+    p.add_argument("--no-dashboard", action="store_true", help="no /dashboard page and no /v1/asyncrouter/* data")
 
     p = add("bench", _cmd_bench, "run the benchmark suite (from a source checkout)", config)
     p.add_argument("--quick", action="store_true", help="a short run")

@@ -24,13 +24,22 @@ It also speaks Anthropic's Messages API (``POST /v1/messages``, streamed or not,
 Those replies carry the same ``X-AsyncRouter-*`` headers (streams: ``x_asyncrouter`` in ``message_delta``) and
 errors use Anthropic's shape (see :mod:`asyncrouter.server._anthropic`).
 
+A dashboard comes with it: open ``http://127.0.0.1:8080/dashboard`` (:data:`DASHBOARD_PATH`) for totals, cost
+per day, breakdowns by model, task, tier and routing layer, recent requests, breakers and budget, refreshed
+every few seconds (``?refresh=N``, ``?since=24h``). Its data is JSON under ``/v1/asyncrouter/`` (``stats``,
+``logs``, ``breakers``, ``budget``) behind the same key as the API; the page asks for the key once and keeps
+it in the tab's ``sessionStorage``. ``create_app(..., dashboard=False)`` (``serve --no-dashboard``) leaves all
+of it out. See :mod:`asyncrouter.server._dashboard`.
+
 .. versionadded:: 0.1
 """
 
 from ._app import DEFAULT_MAX_BODY_BYTES, ROUTER_KEY, create_app
+from ._dashboard import DASHBOARD_PATH
 from ._serve import DEFAULT_API_KEY_ENV, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SHUTDOWN_TIMEOUT, serve
 
 __all__ = [
+    "DASHBOARD_PATH",
     "DEFAULT_API_KEY_ENV",
     "DEFAULT_HOST",
     "DEFAULT_MAX_BODY_BYTES",

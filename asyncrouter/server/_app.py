@@ -8,6 +8,8 @@ Routes::
     GET  /v1/models              auto, the profiles and the model aliases (OpenAI's list format)
     GET  /v1/models/{model}      one of those
     GET  /healthz                status, plus breaker and budget summaries for authorised callers
+    GET  /v1/asyncrouter/stats|logs|breakers|budget   the router's state as JSON (the dashboard's data)
+    GET  /dashboard              the dashboard page (see :mod:`asyncrouter.server._dashboard`)
 
 The handlers do the least work they can per request: the accepted model names, the model listing and the
 secrets to scrub are computed once in :func:`create_app`; a reply is one :func:`json.dumps`.
@@ -36,6 +38,7 @@ from ._anthropic import (
     message_body,
     parse_messages,
 )
+from ._dashboard import add_dashboard
 from ._errors import ApiError, api_error_from
 from ._wire import (
     ChunkEncoder,
@@ -325,6 +328,34 @@ class _Server:
         payload = json.dumps({"input_tokens": count_tokens(call)}).encode()
         return web.Response(body=payload, headers={"Content-Type": _JSON})
 
+    async def feedback(self, request: web.Request) -> web.Response:
+        """``POST /v1/feedback``: ``{"request_id": ..., "rating": "up" | "down", "comment": ...}`` on a tracked
+        reply (its ``X-AsyncRouter-Request-Id``); answers the stored vote."""
+        if not self.authorized(request):
+            return self.unauthorized()
+        try:
+            body = await self.read_json(request)
+            if not isinstance(body, dict):
+                raise ApiError(400, "the body must be a JSON object")
+            request_id, rating, comment = body.get("request_id"), body.get("rating"), body.get("comment")
+            if not isinstance(request_id, str) or not request_id:
+                raise ApiError(400, "request_id must be a non-empty string", param="request_id")
+            if not isinstance(rating, str | int) or isinstance(rating, float):
+                raise ApiError(400, "rating must be 'up' or 'down' (or 1 / -1)", param="rating")
+            if comment is not None and not isinstance(comment, str):
+                raise ApiError(400, "comment must be a string", param="comment")
+            if self.router.tracker is None:
+                raise ApiError(409, "tracking is off (tracker.path is null): no feedback", code="tracking_disabled")
+            try:
+                vote = await self.router.afeedback(request_id, rating, comment=comment)
+            except LookupError as exc:  # UnknownRequest
+                raise ApiError(404, str(exc), code="request_not_found", param="request_id") from None
+            except ValueError as exc:
+                raise ApiError(400, str(exc), param="rating") from None
+        except ApiError as error:
+            return _error_response(error)
+        return web.Response(body=json.dumps(vote.to_dict()).encode(), headers={"Content-Type": _JSON})
+
     async def list_models(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
             return self.unauthorized()
@@ -403,6 +434,7 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     passthrough_fields: Iterable[str] = (),
+    dashboard: bool = True,
 ) -> web.Application:
     """Build the aiohttp application for *router*: OpenAI's Chat Completions and Anthropic's Messages API.
 
@@ -419,6 +451,9 @@ def create_app(
             unchanged (as ``extra_body``), e.g. ``("frequency_penalty", "presence_penalty")`` when every
             configured model accepts them. Other unknown fields are ignored and named in the reply's
             ``X-AsyncRouter-Ignored-Params`` header.
+        dashboard: serve the dashboard: the page at ``/dashboard`` (public: it holds no data) and its data at
+            ``/v1/asyncrouter/stats``, ``logs``, ``breakers`` and ``budget`` (behind *api_key*, like the API:
+            the logs hold prompt previews). With ``False`` none of those routes exist.
 
     Returns:
         The application; ``app[ROUTER_KEY]`` is the router.
@@ -434,9 +469,12 @@ def create_app(
     app.router.add_post("/v1/chat/completions", server.chat_completions)
     app.router.add_post("/v1/messages", server.messages)
     app.router.add_post("/v1/messages/count_tokens", server.count_tokens)
+    app.router.add_post("/v1/feedback", server.feedback)
     app.router.add_get("/v1/models", server.list_models)
     app.router.add_get("/v1/models/{model:.+}", server.get_model)
     app.router.add_get("/healthz", server.healthz)
+    if dashboard:
+        add_dashboard(app, router, server)
     return app
 
 

@@ -26,6 +26,7 @@ from .._config import Config
 from .._engine import Router
 from .._exceptions import ConfigError
 from ._app import DEFAULT_MAX_BODY_BYTES, create_app, mark_closing
+from ._dashboard import DASHBOARD_PATH
 
 __all__ = [
     "DEFAULT_API_KEY_ENV",
@@ -91,6 +92,7 @@ async def _run(
     host: str,
     port: int,
     authenticated: bool,
+    dashboard: bool,
     on_ready: Callable[[str], object] | None,
     handle_signals: bool,
     stop: anyio.Event,
@@ -104,6 +106,8 @@ async def _run(
             bound_host, bound_port = runner.addresses[0][:2]
             url = _url(str(bound_host), int(bound_port))
             logger.info("asyncrouter server listening on %s (%s)", url, "bearer auth" if authenticated else "no auth")
+            if dashboard:
+                logger.info("asyncrouter dashboard on %s%s", url, DASHBOARD_PATH)
             with contextlib.ExitStack() as stack:
                 signals = None
                 if handle_signals and threading.current_thread() is threading.main_thread():
@@ -137,6 +141,7 @@ async def serve(
     passthrough_fields: tuple[str, ...] = (),
     handle_signals: bool = True,
     access_log: bool = False,
+    dashboard: bool = True,
 ) -> None:
     """Serve the OpenAI-compatible API (see :func:`create_app`) until cancelled, SIGINT or SIGTERM.
 
@@ -162,6 +167,8 @@ async def serve(
         passthrough_fields: extra request fields forwarded to providers (see :func:`create_app`).
         handle_signals: stop on SIGINT / SIGTERM (only possible in the main thread; ignored elsewhere).
         access_log: log one line per request on ``aiohttp.access`` (off by default: it costs throughput).
+        dashboard: serve the dashboard at ``/dashboard`` and its data under ``/v1/asyncrouter/`` (see
+            :func:`create_app`).
 
     Raises:
         ConfigError: no key is set and *host* is not a loopback address (``path`` is ``"host"``), or the
@@ -178,7 +185,13 @@ async def serve(
             path="host",
         )
     router = _router(router_or_config)
-    app = create_app(router, api_key=api_key, max_body_bytes=max_body_bytes, passthrough_fields=passthrough_fields)
+    app = create_app(
+        router,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+        passthrough_fields=passthrough_fields,
+        dashboard=dashboard,
+    )
     runner = web.AppRunner(
         app,
         handle_signals=False,  # signals are ours (anyio), so cancellation and signals share one shutdown path
@@ -201,6 +214,7 @@ async def serve(
                     host=host,
                     port=port,
                     authenticated=api_key is not None,
+                    dashboard=dashboard,
                     on_ready=on_ready,
                     handle_signals=handle_signals,
                     stop=stop,

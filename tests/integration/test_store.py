@@ -754,11 +754,11 @@ async def test_schema_wal_indexes_and_attempt_layout(file_path: str, fake_clock:
         await tracker.flush()
         with sqlite3.connect(file_path) as conn:  # a second process-level reader while the tracker is open
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS) == 1
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS) == 2
             indexes = {row[1]: row for row in conn.execute("PRAGMA index_list(requests)")}
             assert [c[2] for c in conn.execute("PRAGMA index_info(requests_ts)")] == ["ts"]
             assert [c[2] for c in conn.execute("PRAGMA index_info(requests_model_ts)")] == ["model", "ts"]
-            assert {"requests_ts", "requests_model_ts"} <= set(indexes)
+            assert {"requests_ts", "requests_model_ts", "requests_request_id"} <= set(indexes)
             assert conn.execute("SELECT escalated FROM requests").fetchone() == (1,)
             view = conn.execute(
                 "SELECT attempt_index, attempt_model, outcome, gate_score, latency_ms, retries "
@@ -782,11 +782,11 @@ async def test_reopening_is_idempotent(file_path: str, fake_clock: FakeClock) ->
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 3
         tables = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
-    assert sorted(tables) == [("table", "requests"), ("view", "request_attempts")]
+    assert sorted(tables) == [("table", "feedback"), ("table", "requests"), ("view", "request_attempts")]
 
 
 async def test_an_older_database_is_migrated_in_place(file_path: str, fake_clock: FakeClock) -> None:
-    async with tracker_for(file_path, fake_clock) as tracker:  # a version-1 database with data
+    async with tracker_for(file_path, fake_clock) as tracker:  # a database of this version, with data
         await tracker.record(make_record(0))
     calls: list[int] = []
 
@@ -796,13 +796,28 @@ async def test_an_older_database_is_migrated_in_place(file_path: str, fake_clock
 
     conn = sqlite3.connect(file_path, isolation_level=None)
     try:
-        assert migrate(conn, (*MIGRATIONS, add_region)) == 2
-        assert migrate(conn, (*MIGRATIONS, add_region)) == 2  # already there: not run again
+        assert migrate(conn, (*MIGRATIONS, add_region)) == 3
+        assert migrate(conn, (*MIGRATIONS, add_region)) == 3  # already there: not run again
         assert calls == [1]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("SELECT request_id, region FROM requests").fetchall() == [("req-000000", "eu")]
     finally:
         conn.close()
+
+
+async def test_a_version_1_database_gains_the_feedback_table(file_path: str, fake_clock: FakeClock) -> None:
+    conn = sqlite3.connect(file_path, isolation_level=None)
+    try:
+        assert migrate(conn, MIGRATIONS[:1]) == 1  # as asyncrouter wrote it before feedback existed
+    finally:
+        conn.close()
+    async with tracker_for(file_path, fake_clock) as tracker:
+        await tracker.record(make_record(0))
+        await tracker.flush()
+        vote = await tracker.add_feedback("req-000000", -1, comment="wrong")
+        assert await tracker.feedback_counts() == [(vote.task_type, vote.model, 0, 1)]
+    with sqlite3.connect(file_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_a_fresh_database_gets_every_step_and_a_failing_step_changes_nothing(tmp_path: Path) -> None:

@@ -1010,9 +1010,9 @@ def parse_since(text: str) -> datetime | timedelta:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _group_rows(groups: Mapping[str, Any], total: int) -> list[list[object]]:
+def _group_rows(groups: Mapping[str, Any], total: int, *, by_key: bool = False) -> list[list[object]]:
     rows: list[list[object]] = []
-    for key, g in sorted(groups.items(), key=lambda kv: -kv[1].requests):
+    for key, g in sorted(groups.items()) if by_key else sorted(groups.items(), key=lambda kv: -kv[1].requests):
         rows.append(
             [
                 key,
@@ -1071,6 +1071,14 @@ def _cmd_stats(ctx: _Ctx) -> int:
     ctx.out.print(_table("By model", ["model", *cols[1:]], _group_rows(stats.by_model, stats.requests)))
     ctx.out.print(_table("By routing layer", ["layer", *cols[1:]], _group_rows(stats.by_routing_layer, stats.requests)))
     ctx.out.print(_table("By tier", ["tier", *cols[1:]], _group_rows(stats.by_tier, stats.requests)))
+    if ctx.args.detailed:
+        for title, name, groups in (
+            ("By day (UTC)", "day", stats.by_day),
+            ("By complexity", "complexity", stats.by_complexity),
+            ("By category", "category", stats.by_category),
+        ):
+            rows = _group_rows(groups, stats.requests, by_key=name == "day")
+            ctx.out.print(_table(title, [name, *cols[1:]], rows))
     s = stats.savings
     if s is not None:
         saved = f": {s.savings_pct:.0f}% saved" if s.savings_pct is not None else ""
@@ -1789,6 +1797,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=parse_since, help="a window ending now (24h, 7d) or an ISO date/time")
     p.add_argument("--until", type=parse_since, help="end of the window (ISO date/time, or a duration ago)")
     p.add_argument("--baseline", help="the model to compare costs with (default: the most expensive)")
+    p.add_argument("--detailed", action="store_true", help="also by UTC day, complexity and category")
 
     p = add("logs", _cmd_logs, "the newest tracked requests", config, as_json)
     p.add_argument("-n", "--last", dest="n", type=_positive_int, default=DEFAULT_LOGS, help="how many (default: 20)")

@@ -583,6 +583,12 @@ def test_stats_report_what_was_tracked(capsys: pytest.CaptureFixture[str], track
     assert "By model" in out
     assert "fake-strong" in out
     assert "all-fake-strong" in out
+    assert "By day (UTC)" not in out
+    code, out, _ = run(capsys, "stats", "--config", str(tracked), "--detailed")
+    assert code == 0
+    for title in ("By day (UTC)", "By complexity", "By category"):
+        assert title in out
+    assert sum(g["requests"] for g in stats["by_day"].values()) == 12
     assert run(capsys, "stats", "--config", str(tracked), "--baseline", "nope")[0] == 2
 
 

@@ -222,6 +222,8 @@ def run_tracker(quick: bool = False) -> Result:
         figure("tracker / raw sqlite3", raw["tracker_vs_raw_sqlite3"], "x"),
         figure("tracker / raw aiosqlite", raw["tracker_vs_raw_aiosqlite"], "x"),
         figure("row encoding alone", rates["encode"], "records/s"),
+        figure("with log_path (JSON Lines run log)", rates["tracker_log"], "records/s"),
+        figure("with log_path / without", raw["tracker_log_vs_tracker"], "x"),
     ]
     notes = [
         f"{raw['n']:,} records, batch {raw['batch_size']}, best of {raw['repeat']}, SQLite {raw['sqlite_version']}"

@@ -4,6 +4,8 @@ Every run writes the same pre-built records to a fresh WAL database file (``sync
 
 * ``tracker``: ``await tracker.record(r)`` for each record, then ``await tracker.flush()``: queueing, the
   writer's batching, row encoding (attempts to JSON, preview truncation, key scrubbing) and the inserts;
+* ``tracker_log``: the same with routeforge's ``log_path`` set: every committed row also appended to a JSON
+  Lines file;
 * ``raw_sqlite3``: the same 24 column values per row, already encoded, through plain :mod:`sqlite3`
   ``executemany`` in batches of ``batch_size``, one commit per batch: no encoding, no queue, no thread;
 * ``raw_aiosqlite``: the same rows and batches through ``aiosqlite`` ``executemany`` + ``commit``;
@@ -218,8 +220,10 @@ async def bench_raw_aiosqlite(rows: list[tuple[Any, ...]], path: str, batch_size
         return time.perf_counter() - start
 
 
-async def bench_tracker(records: list[RequestRecord], path: str, *, batch_size: int, queue_size: int) -> float:
-    config = TrackerConfig(path=path, batch_size=batch_size, queue_size=queue_size)
+async def bench_tracker(
+    records: list[RequestRecord], path: str, *, batch_size: int, queue_size: int, log_path: str | None = None
+) -> float:
+    config = TrackerConfig(path=path, batch_size=batch_size, queue_size=queue_size, log_path=log_path)
     async with Tracker(config, clock=AnyioClock()) as tracker:
         record = tracker.record
         start = time.perf_counter()
@@ -274,7 +278,8 @@ def run(
     batches = encode_all(records, batch_size)
     rows = full_rows(batches)
     cli = shutil.which("sqlite3")
-    names = ["tracker", "raw_sqlite3", "raw_aiosqlite", "encode", "insert_only"] + (["sqlite3_cli"] if cli else [])
+    names = ["tracker", "tracker_log", "raw_sqlite3", "raw_aiosqlite", "encode", "insert_only"]
+    names += ["sqlite3_cli"] if cli else []
     times: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="bench-tracker-") as tmp:
         directory = Path(tmp)
@@ -286,6 +291,19 @@ def run(
             tracker_db = str(directory / f"tracker-{attempt}.db")
             times["tracker"].append(
                 anyio.run(partial(bench_tracker, records, tracker_db, batch_size=batch_size, queue_size=queue_size))
+            )
+            gc.collect()
+            times["tracker_log"].append(
+                anyio.run(
+                    partial(
+                        bench_tracker,
+                        records,
+                        str(directory / f"tracker-log-{attempt}.db"),
+                        batch_size=batch_size,
+                        queue_size=queue_size,
+                        log_path=str(directory / f"runs-{attempt}.jsonl"),
+                    )
+                )
             )
             gc.collect()
             times["raw_sqlite3"].append(bench_raw_sqlite3(rows, _fresh_db(directory, f"raw-{attempt}.db"), batch_size))
@@ -314,6 +332,7 @@ def run(
         "records_per_s": {name: round(rate) for name, rate in rates.items()},
         "tracker_vs_raw_sqlite3": round(rates["tracker"] / rates["raw_sqlite3"], 3),
         "tracker_vs_raw_aiosqlite": round(rates["tracker"] / rates["raw_aiosqlite"], 3),
+        "tracker_log_vs_tracker": round(rates["tracker_log"] / rates["tracker"], 3),
         "tracker_vs_sqlite3_cli": round(rates["tracker"] / rates["sqlite3_cli"], 3) if cli else None,
         "target_records_per_s": TARGET_RPS,
         "tracker_vs_target": round(rates["tracker"] / TARGET_RPS, 3),
@@ -323,6 +342,7 @@ def run(
 
 _LABELS = {
     "tracker": "Tracker.record + flush",
+    "tracker_log": "Tracker + log_path (JSONL)",
     "raw_sqlite3": "raw sqlite3 executemany",
     "raw_aiosqlite": "raw aiosqlite executemany",
     "encode": "tracker encoding alone",

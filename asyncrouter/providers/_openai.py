@@ -44,6 +44,30 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _has_cache_marks(messages: list[dict[str, Any]]) -> bool:
+    for m in messages:
+        if "cache_control" in m:
+            return True
+        content = m.get("content")
+        if type(content) is list and any(isinstance(p, dict) and "cache_control" in p for p in content):
+            return True
+    return False
+
+
+def _without_cache_marks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of *messages* without ``cache_control`` on them or their content parts (the caller's are kept)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        copy = {k: v for k, v in m.items() if k != "cache_control"}
+        content = copy.get("content")
+        if type(content) is list:
+            copy["content"] = [
+                {k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, dict) else p for p in content
+            ]
+        out.append(copy)
+    return out
+
+
 class OpenAIFormat:
     """Chat Completions. One instance per provider kind (they differ only in URLs and headers)."""
 
@@ -71,7 +95,12 @@ class OpenAIFormat:
         return h
 
     def build_request(self, request: ChatRequest, model: ModelConfig) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": request.model_id, "messages": request.messages}
+        messages = request.messages
+        if self.kind != "openrouter" and _has_cache_marks(messages):
+            # Anthropic's prompt-cache marks (from the Anthropic ingress or a LiteLLM-style caller): OpenRouter
+            # forwards them to the models that cache; for the rest of the family they are unknown fields.
+            messages = _without_cache_marks(messages)
+        body: dict[str, Any] = {"model": request.model_id, "messages": messages}
         if request.max_tokens is not None:
             # OpenAI itself deprecated max_tokens (reasoning models reject it); the rest of the family expects it.
             body["max_completion_tokens" if self.kind == "openai" else "max_tokens"] = request.max_tokens

@@ -140,13 +140,18 @@ def _unit_interval(body: Mapping[str, Any], key: str) -> float | None:
     return float(v)
 
 
-def _text_blocks(raw: Any, where: str) -> str:
-    """A string, or a list of text blocks joined by a blank line."""
+def _text_blocks(raw: Any, where: str) -> str | list[dict[str, Any]]:
+    """A string, or a list of text blocks joined by a blank line.
+
+    Blocks that carry ``cache_control`` (Claude Code marks its system prompt and history so) stay separate
+    text parts that keep it, so an Anthropic model behind the router still caches that prefix.
+    """
     if isinstance(raw, str):
         return raw
     if not isinstance(raw, list):
         raise _bad(f"{where}: Input should be a valid string or a list of text blocks")
     parts: list[str] = []
+    marks: list[Any] = []
     for j, block in enumerate(raw):
         if not isinstance(block, dict):
             raise _bad(f"{where}.{j}: Input should be an object")
@@ -156,7 +161,21 @@ def _text_blocks(raw: Any, where: str) -> str:
         if kind != "text" or not isinstance(block.get("text"), str):
             raise _bad(f"{where}.{j}: expected a text block {{'type': 'text', 'text': '...'}}")
         parts.append(block["text"])
+        marks.append(block.get("cache_control"))
+    if any(isinstance(mark, dict) for mark in marks):
+        return _marked_parts(parts, marks)
     return _TEXT_JOIN.join(parts)
+
+
+def _marked_parts(texts: list[str], marks: list[Any]) -> list[dict[str, Any]]:
+    """OpenAI-style text parts, each keeping its block's ``cache_control``."""
+    out: list[dict[str, Any]] = []
+    for text, mark in zip(texts, marks, strict=True):
+        part: dict[str, Any] = {"type": "text", "text": text}
+        if isinstance(mark, dict):
+            part["cache_control"] = dict(mark)
+        out.append(part)
+    return out
 
 
 def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -164,11 +183,19 @@ def _tool_result(block: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(tool_use_id, str) or not tool_use_id:
         raise _bad(f"{where}.tool_use_id: Field required")
     raw = block.get("content")
-    text = "" if raw is None else _text_blocks(raw, where + ".content")
+    content = "" if raw is None else _text_blocks(raw, where + ".content")
+    mark = block.get("cache_control")
+    if isinstance(content, list):  # marked parts: one text, the (last) mark on the message
+        marks = [p["cache_control"] for p in content if "cache_control" in p]
+        mark = mark if isinstance(mark, dict) else marks[-1]
+        content = _TEXT_JOIN.join(p["text"] for p in content)
     if block.get("is_error") is True:
         # OpenAI-style tool messages have no error flag: say it in the text so any model sees it.
-        text = "Error: " + text
-    return {"role": "tool", "tool_call_id": tool_use_id, "content": text}
+        content = "Error: " + content
+    message: dict[str, Any] = {"role": "tool", "tool_call_id": tool_use_id, "content": content}
+    if isinstance(mark, dict):
+        message["cache_control"] = dict(mark)  # the Anthropic format puts it back on the tool_result block
+    return message
 
 
 def _tool_use(block: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -201,6 +228,7 @@ def _convert_message(m: Any, i: int) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise _bad(f"{where}.content: Input should be a valid string or a list of content blocks")
     texts: list[str] = []
+    marks: list[Any] = []
     tool_calls: list[dict[str, Any]] = []
     tool_results: list[dict[str, Any]] = []
     for j, block in enumerate(content):
@@ -212,6 +240,7 @@ def _convert_message(m: Any, i: int) -> list[dict[str, Any]]:
             if not isinstance(block.get("text"), str):
                 raise _bad(f"{bwhere}.text: Input should be a valid string")
             texts.append(block["text"])
+            marks.append(block.get("cache_control"))
         elif kind == "tool_use" and role == "assistant":
             tool_calls.append(_tool_use(block, bwhere))
         elif kind == "tool_result" and role == "user":
@@ -231,7 +260,8 @@ def _convert_message(m: Any, i: int) -> list[dict[str, Any]]:
     # Tool results answer the previous assistant turn's calls, so they come first (OpenAI wants them right after).
     out = tool_results
     if texts or not tool_results:
-        out.append({"role": "user", "content": text})
+        marked = any(isinstance(mark, dict) for mark in marks)
+        out.append({"role": "user", "content": _marked_parts(texts, marks) if marked else text})
     return out
 
 

@@ -160,7 +160,8 @@ async def test_request_fields_are_translated_for_the_provider(api: Stack) -> Non
         {"role": "system", "content": "Be brief.\n\nAnswer in English."},
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Hi! What do you want to know?"},
-        {"role": "user", "content": PROMPT},
+        # the marked block stays a text part (so an Anthropic model could cache it); OpenAI gets no mark
+        {"role": "user", "content": [{"type": "text", "text": PROMPT}]},
     ]
     assert sent["max_completion_tokens"] == 300
     assert sent["temperature"] == 0.3
@@ -172,6 +173,42 @@ async def test_request_fields_are_translated_for_the_provider(api: Stack) -> Non
     # what the router cannot carry is named, not silently dropped
     assert r.headers["X-AsyncRouter-Ignored-Params"] == "thinking,top_k"
     assert r.headers["X-AsyncRouter-Routing-Layer"] == "pinned"
+
+
+async def test_cache_marks_reach_an_anthropic_model_behind_the_router(fleet: FakeProviderServer) -> None:
+    # Claude Code marks its system prompt and the last user turn; routed to an Anthropic-format model, the marks
+    # arrive on the same blocks, so the provider caches that prefix (and bills its reads at a tenth)
+    config = fleet.config_dict(provider="anthropic", default_model="fake-medium", tracker={"path": None})
+    eph = {"type": "ephemeral"}
+    body = {
+        "model": "fake-medium",
+        "max_tokens": 200,
+        "system": [{"type": "text", "text": "You are a coding agent. " * 60, "cache_control": eph}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": PROMPT, "cache_control": eph}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ls", "input": {}}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "a.py", "cache_control": eph}],
+            },
+        ],
+        "tools": [{"name": "ls", "description": "list files", "input_schema": {"type": "object"}}],
+    }
+    async with stack(fleet, config=config) as s:
+        first = await post(s.url, body)
+        second = await post(s.url, body)
+    assert first.status == second.status == 200
+    sent = fleet.requests[-1].json
+    assert sent is not None
+    assert sent["system"][-1]["cache_control"] == eph
+    assert sent["messages"][0]["content"][-1]["cache_control"] == eph
+    assert sent["messages"][2]["content"][0]["type"] == "tool_result"
+    assert sent["messages"][2]["content"][0]["cache_control"] == eph
+    assert fleet.requests[-1].json == fleet.requests[-2].json
+    # the fake fleet caches like Anthropic: the first call writes the prefix (1.25x), the repeat reads it (0.1x)
+    first_cost = float(first.headers["X-AsyncRouter-Cost-USD"])
+    second_cost = float(second.headers["X-AsyncRouter-Cost-USD"])
+    assert second_cost < 0.9 * first_cost
 
 
 async def test_passthrough_fields_reach_the_provider(fleet: FakeProviderServer) -> None:

@@ -43,6 +43,7 @@ import textwrap
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -476,12 +477,52 @@ def starter_config(provider: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: ``asyncrouter init --template NAME``: whole configurations shipped in ``asyncrouter/data/templates/``
+TEMPLATES: Final = {
+    "multi-provider": "Anthropic, OpenAI and Gemini in three tiers, fallbacks across providers, a routes table",
+    "openrouter": "a dozen models through one OpenRouter key, across the tiers, with the profiles",
+}
+
+
+def template_config(name: str) -> str:
+    """The text of the configuration template *name* (see :data:`TEMPLATES`).
+
+    Raises:
+        KeyError: an unknown template.
+    """
+    if name not in TEMPLATES:
+        raise KeyError(name)
+    return resources.files("asyncrouter").joinpath("data", "templates", f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def _template_keys(text: str) -> list[str]:
+    return sorted(set(re.findall(r"\$\{([A-Z0-9_]+)\}", text)))
+
+
 def _cmd_init(ctx: _Ctx) -> int:
     path = Path(ctx.args.path)
     if path.exists() and not ctx.args.force:
         raise _Exit(f"{path} already exists: pass --force to overwrite it")
     if path.is_dir():
         raise _Exit(f"{path} is a directory")
+    template = ctx.args.template
+    if template is not None and ctx.args.provider is not None:
+        raise _Exit("--provider chooses the starter's models; a --template names its own: pass one of them")
+    if template is not None:
+        text = template_config(template)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _Exit(f"cannot write {path}: {exc.strerror or exc}") from None
+        keys = _template_keys(text)
+        if ctx.json:
+            ctx.emit_json({"path": str(path), "template": template, "key_env": keys})
+            return EXIT_OK
+        ctx.out.print(Text(f"Wrote {path} (template {template}: {TEMPLATES[template]})."))
+        ctx.out.print(Text("Set your keys:  " + "  ".join(f"export {k}=..." for k in keys)))
+        return EXIT_OK
+    ctx.args.provider = ctx.args.provider or "openai"
     text = starter_config(ctx.args.provider)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -1755,7 +1796,13 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     p = add("init", _cmd_init, "write a commented starter config", as_json)
-    p.add_argument("--provider", choices=PROVIDERS, default="openai", help="whose models to use (default: openai)")
+    p.add_argument("--provider", choices=PROVIDERS, default=None, help="whose models to use (default: openai)")
+    p.add_argument(
+        "--template",
+        choices=sorted(TEMPLATES),
+        help="a whole configuration instead of the starter: "
+        + "; ".join(f"{name}: {what}" for name, what in sorted(TEMPLATES.items())),
+    )
     p.add_argument(
         "--path",
         "-c",

@@ -219,6 +219,51 @@ def test_init_writes_a_starter_config_that_loads(
     assert text == starter_config(provider)
 
 
+@pytest.mark.parametrize(
+    ("template", "keys", "providers"),
+    [
+        (
+            "multi-provider",
+            ["ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY"],
+            {"anthropic", "openai", "google"},
+        ),
+        ("openrouter", ["OPENROUTER_API_KEY"], {"openrouter"}),
+    ],
+)
+def test_init_templates_write_whole_configurations_that_load(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    template: str,
+    keys: list[str],
+    providers: set[str],
+) -> None:
+    target = tmp_path / "t.yaml"
+    data = run_json(capsys, "init", "--template", template, "--path", str(target))
+    assert data == {"path": str(target), "template": template, "key_env": keys}
+    for key in keys:
+        monkeypatch.setenv(key, f"test-{key.lower()}")
+    router = Router.from_yaml(target)
+    assert {m.provider for m in router.config.models} == providers
+    assert len(router.config.models) >= 7
+    # every fallback names a configured model (the loader checks), and every tier has a capable model
+    hard = router.classify("Prove that there are infinitely many primes, step by step.")
+    easy = router.classify("What is the capital of France?")
+    assert router.model_strengths[hard.chain[0]] >= 2
+    assert router.config.model(easy.chain[0]).cost_per_1k_output < router.config.model(hard.chain[0]).cost_per_1k_output
+    if template == "openrouter":
+        assert router.classify("What is the capital of France?", model="free").chain == ["llama-free"]
+        assert router.classify("Refactor this function", model="budget-code").chain
+
+
+def test_init_template_and_provider_exclude_each_other(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(
+        capsys, "init", "--template", "openrouter", "--provider", "openai", "--path", str(tmp_path / "x")
+    )
+    assert code == 2
+    assert "pass one of them" in err
+
+
 def test_init_refuses_to_overwrite_without_force(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "asyncrouter.yaml"
     target.write_text("mine\n")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 from ._exceptions import RouterError
 from ._models import Response
+from ._tokens import message_text
 
 if TYPE_CHECKING:
     from ._engine import Router
@@ -254,9 +255,5 @@ async def _close_all(routers: list[Router]) -> None:
 def _last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
     for m in reversed(messages):
         if m.get("role") == "user":
-            content = m.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+            return message_text(m)
     raise RouterError("the chat has no user message to split on")

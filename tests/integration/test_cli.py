@@ -743,13 +743,16 @@ def test_demo_prompts_are_a_deterministic_multilingual_mix() -> None:
 
 
 async def test_demo_outage_opens_and_closes_the_breaker() -> None:
-    result = await run_demo(prompts=200, speed=0, faults=False, seed=4)
+    # No budget cap here: this run spends ~0.9 of the demo's $1, and how much of the outage's traffic escalates
+    # to the strong model depends on timing (the breaker's cool-down is wall time), so a cap can reject a few
+    # requests on a loaded machine. The budget's own behaviour is tested with the budget.
+    result = await run_demo(prompts=200, speed=0, faults=False, seed=4, budget_usd=None)
     medium = [(e.old_state, e.new_state) for e in result.breaker_events if e.name == "fake-medium"]
     assert medium[0] == ("closed", "open")
     assert medium[-1] == ("half_open", "closed")  # the model came back and a trial closed it
     assert result.escalation_reasons.get("ProviderServerError (HTTP 503)", 0) >= 5
     assert result.skips.get("breaker open", 0) > 0
-    assert result.failed == 0  # the cascade routed around the outage
+    assert result.failed == 0, result.error_examples  # the cascade routed around the outage
     assert result.outage is not None
 
 

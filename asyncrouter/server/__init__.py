@@ -24,6 +24,11 @@ It also speaks Anthropic's Messages API (``POST /v1/messages``, streamed or not,
 Those replies carry the same ``X-AsyncRouter-*`` headers (streams: ``x_asyncrouter`` in ``message_delta``) and
 errors use Anthropic's shape (see :mod:`asyncrouter.server._anthropic`).
 
+And Google's Gemini API (``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent``,
+``:countTokens``, ``GET /v1beta/models``; also under ``/v1``), so the ``google-genai`` SDKs and the Gemini CLI
+(``GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8080``) route through it; the key may then come as ``x-goog-api-key``
+or ``?key=``, and errors use Google's shape (see :mod:`asyncrouter.server._gemini`).
+
 A dashboard comes with it: open ``http://127.0.0.1:8080/dashboard`` (:data:`DASHBOARD_PATH`) for totals, cost
 per day, breakdowns by model, task, tier and routing layer, recent requests, breakers and budget, refreshed
 every few seconds (``?refresh=N``, ``?since=24h``). Its data is JSON under ``/v1/asyncrouter/`` (``stats``,

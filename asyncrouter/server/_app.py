@@ -7,6 +7,10 @@ Routes::
     POST /v1/messages/count_tokens   the token estimate of a Messages request
     GET  /v1/models              auto, the profiles and the model aliases (OpenAI's list format)
     GET  /v1/models/{model}      one of those
+    POST /v1beta/models/{model}:generateContent|streamGenerateContent|countTokens   Google's Gemini API (the
+                                 google-genai SDKs, the Gemini CLI); also under /v1/models/...
+    GET  /v1beta/models[/{model}]   the same names in Gemini's list format (also /v1/models[/{model}] when the
+                                 request comes from a Gemini client: x-goog-api-key, x-goog-api-client or ?key=)
     GET  /healthz                status, plus breaker and budget summaries for authorised callers
     GET  /v1/asyncrouter/stats|logs|breakers|budget   the router's state as JSON (the dashboard's data)
     GET  /dashboard              the dashboard page (see :mod:`asyncrouter.server._dashboard`)
@@ -40,6 +44,15 @@ from ._anthropic import (
 )
 from ._dashboard import add_dashboard
 from ._errors import ApiError, api_error_from
+from ._gemini import (
+    GEMINI_METHODS,
+    GenerateStreamEncoder,
+    gemini_error,
+    generate_body,
+    models_listing,
+    parse_generate,
+)
+from ._gemini import count_tokens as gemini_count_tokens
 from ._wire import (
     ChunkEncoder,
     ModelTable,
@@ -81,6 +94,25 @@ def _anthropic_response(error: ApiError) -> web.Response:
 
 def _is_anthropic_path(path: str) -> bool:
     return path == "/v1/messages" or path.startswith("/v1/messages/")
+
+
+def _gemini_response(error: ApiError) -> web.Response:
+    """*error* in Google's shape, for the Gemini endpoints."""
+    status, payload, headers = gemini_error(error)
+    headers["Content-Type"] = _JSON
+    return web.Response(status=status, body=json.dumps(payload).encode(), headers=headers)
+
+
+def _is_gemini_client(request: web.Request) -> bool:
+    """Whether a ``GET /v1/models[/...]`` comes from a Gemini client (google-genai uses ``/v1`` with a base URL):
+    those send ``x-goog-api-client`` and their key as ``x-goog-api-key`` or ``?key=``; OpenAI clients never do."""
+    headers = request.headers
+    return "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in request.query
+
+
+def _is_gemini_path(method: str, path: str) -> bool:
+    # /v1/models/... is also OpenAI's (GET); only POSTs there are Gemini's
+    return path.startswith("/v1beta/") or (method == "POST" and path.startswith("/v1/models/"))
 
 
 class _Frames(Protocol):
@@ -143,6 +175,9 @@ class _Server:
         self._listing_body = json.dumps(listing).encode()
         self._model_entries: dict[str, dict[str, Any]] = {m["id"]: m for m in listing["data"]}
         self._model_bodies = {name: json.dumps(m).encode() for name, m in self._model_entries.items()}
+        windows = {m.name: m.context_window for m in router.config.models}
+        self._gemini_models = {m["name"]: m for m in models_listing(self._models, context_windows=windows)["models"]}
+        self._gemini_listing_body = json.dumps({"models": list(self._gemini_models.values())}).encode()
 
     # -- shared ---------------------------------------------------------------------------------------------
 
@@ -170,6 +205,25 @@ class _Server:
             headers={"WWW-Authenticate": 'Bearer realm="asyncrouter"'},
         )
         return _error_response(error)
+
+    def authorized_gemini(self, request: web.Request) -> bool:
+        """Whether *request* carries the server's key as the Gemini clients send it: ``x-goog-api-key: <key>``
+        (the SDKs, the Gemini CLI) or ``?key=<key>``; ``Authorization: Bearer <key>`` works too."""
+        if self.authorized(request):
+            return True
+        assert self._key is not None  # authorized() admits every request when there is no key
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        return key is not None and hmac.compare_digest(key.strip().encode(), self._key)
+
+    @staticmethod
+    def unauthorized_gemini() -> web.Response:
+        error = ApiError(
+            401,
+            "API key not valid: send the server's key as 'x-goog-api-key: <key>', '?key=<key>' or "
+            "'Authorization: Bearer <key>'.",
+            code="invalid_api_key",
+        )
+        return _gemini_response(error)
 
     @staticmethod
     def unauthorized_anthropic() -> web.Response:
@@ -328,6 +382,77 @@ class _Server:
         payload = json.dumps({"input_tokens": count_tokens(call)}).encode()
         return web.Response(body=payload, headers={"Content-Type": _JSON})
 
+    async def gemini(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1beta/models/{model}:{method}``: Google's Gemini API (see :mod:`asyncrouter.server._gemini`)."""
+        if not self.authorized_gemini(request):
+            return self.unauthorized_gemini()
+        model, sep, method = request.match_info["target"].rpartition(":")
+        if not sep or method not in GEMINI_METHODS:
+            return _gemini_response(
+                ApiError(404, f"method {method[:80]!r} not found: use {', '.join(sorted(GEMINI_METHODS))}")
+            )
+        alt = request.query.get("alt")
+        if method == "streamGenerateContent" and alt not in (None, "sse", "json"):
+            return _gemini_response(ApiError(400, "alt must be 'sse' (what the SDKs send) or 'json'"))
+        try:
+            body = await self.read_json(request)
+            call = parse_generate(
+                body,
+                model=model.removeprefix("models/"),
+                models=self._models,
+                passthrough=self._passthrough,
+                count_only=method == "countTokens",
+            )
+        except ApiError as error:
+            return _gemini_response(error)
+        if method == "countTokens":
+            payload = json.dumps({"totalTokens": gemini_count_tokens(call)}).encode()
+            return web.Response(body=payload, headers={"Content-Type": _JSON})
+        if method == "streamGenerateContent":
+            rid = uuid.uuid4().hex
+            sse = alt == "sse"
+            headers = dict(_SSE_HEADERS) if sse else {"Content-Type": _JSON, "Cache-Control": "no-cache"}
+            headers["X-AsyncRouter-Request-Id"] = rid
+            if call.ignored:
+                headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+            frames = GenerateStreamEncoder(response_id=rid, model=call.requested, sse=sse)
+            return await self.stream(
+                request,
+                call.messages,
+                call.model,
+                call.params,
+                rid=rid,
+                frames=frames,
+                headers=headers,
+                error_response=_gemini_response,
+            )
+        try:
+            response = await self.router.aroute(messages=call.messages, model=call.model, **call.params)
+        except RouterError as exc:
+            return _gemini_response(self.api_error(exc))
+        headers = meta_headers(response.meta)
+        headers["Content-Type"] = _JSON
+        if call.ignored:
+            headers["X-AsyncRouter-Ignored-Params"] = ignored_header(call.ignored)
+        return web.Response(body=generate_body(response, response_id=response.meta.request_id), headers=headers)
+
+    async def gemini_models(self, request: web.Request) -> web.Response:
+        """``GET /v1beta/models``: the accepted names in Gemini's ``models.list`` shape."""
+        if not self.authorized_gemini(request):
+            return self.unauthorized_gemini()
+        return web.Response(body=self._gemini_listing_body, headers={"Content-Type": _JSON})
+
+    async def gemini_model(self, request: web.Request) -> web.Response:
+        """``GET /v1beta/models/{model}``: one of those (any accepted spelling describes what it resolves to)."""
+        if not self.authorized_gemini(request):
+            return self.unauthorized_gemini()
+        name = request.match_info["model"].removeprefix("models/")
+        try:
+            entry = dict(self._gemini_models["models/" + self._models.resolve(name)], name="models/" + name)
+        except ApiError as error:
+            return _gemini_response(error)
+        return web.Response(body=json.dumps(entry).encode(), headers={"Content-Type": _JSON})
+
     async def feedback(self, request: web.Request) -> web.Response:
         """``POST /v1/feedback``: ``{"request_id": ..., "rating": "up" | "down", "comment": ...}`` on a tracked
         reply (its ``X-AsyncRouter-Request-Id``); answers the stored vote."""
@@ -357,11 +482,15 @@ class _Server:
         return web.Response(body=json.dumps(vote.to_dict()).encode(), headers={"Content-Type": _JSON})
 
     async def list_models(self, request: web.Request) -> web.Response:
+        if _is_gemini_client(request):
+            return await self.gemini_models(request)
         if not self.authorized(request):
             return self.unauthorized()
         return web.Response(body=self._listing_body, headers={"Content-Type": _JSON})
 
     async def get_model(self, request: web.Request) -> web.Response:
+        if _is_gemini_client(request):
+            return await self.gemini_model(request)
         if not self.authorized(request):
             return self.unauthorized()
         name = request.match_info["model"]
@@ -417,6 +546,8 @@ async def _json_errors(
     """aiohttp's own errors (404, 405, ...) and unexpected ones (500) in OpenAI's error shape (Anthropic's under
     ``/v1/messages``)."""
     respond = _anthropic_response if _is_anthropic_path(request.path) else _error_response
+    if _is_gemini_path(request.method, request.path):
+        respond = _gemini_response
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -436,7 +567,8 @@ def create_app(
     passthrough_fields: Iterable[str] = (),
     dashboard: bool = True,
 ) -> web.Application:
-    """Build the aiohttp application for *router*: OpenAI's Chat Completions and Anthropic's Messages API.
+    """Build the aiohttp application for *router*: OpenAI's Chat Completions, Anthropic's Messages API and
+    Google's Gemini API.
 
     The application does not open or close the router: do that around it (:func:`serve` does), e.g. with
     ``async with router:`` or in a ``cleanup_ctx``. Requests arriving while it is closed get a 503.
@@ -444,7 +576,8 @@ def create_app(
     Args:
         router: the router that answers every request.
         api_key: the bearer key clients must send (``Authorization: Bearer <key>``; the ``/v1/messages``
-            endpoints also take it as ``x-api-key: <key>``); ``None`` or ``""`` disables authentication. It is
+            endpoints also take it as ``x-api-key: <key>``, the Gemini ones as ``x-goog-api-key: <key>`` or
+            ``?key=<key>``); ``None`` or ``""`` disables authentication. It is
             never logged or echoed.
         max_body_bytes: the largest request body accepted; larger ones get a 413 ``request_too_large``.
         passthrough_fields: request fields, beyond the ones the router understands, to forward to the provider
@@ -473,6 +606,10 @@ def create_app(
     app.router.add_get("/v1/models", server.list_models)
     app.router.add_get("/v1/models/{model:.+}", server.get_model)
     app.router.add_get("/healthz", server.healthz)
+    for version in ("/v1beta", "/v1"):
+        app.router.add_post(version + "/models/{target:.+}", server.gemini)
+    app.router.add_get("/v1beta/models", server.gemini_models)
+    app.router.add_get("/v1beta/models/{model:.+}", server.gemini_model)
     if dashboard:
         add_dashboard(app, router, server)
     return app

@@ -20,6 +20,7 @@ from typing import Any, Final
 import anyio
 import anyio.lowlevel
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from anyio.abc import TaskStatus
 
 from .._config import Config
@@ -128,6 +129,22 @@ async def _run(
             logger.info("asyncrouter server stopped; closing the router")
 
 
+class _AccessLogger(AbstractAccessLogger):
+    """One line per request: client, method, path, status, bytes, seconds. The query string is left out: Gemini
+    clients may send their key as ``?key=``, and no key may reach a log."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.6f',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+
 async def serve(
     router_or_config: Router | Config | Mapping[str, Any] | str | os.PathLike[str],
     *,
@@ -198,6 +215,7 @@ async def serve(
         handler_cancellation=True,  # a client that hangs up cancels its request: no tokens paid for nobody
         shutdown_timeout=shutdown_timeout,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        access_log_class=_AccessLogger,
     )
     # The server's life runs shielded: a cancelled caller must not tear down the router (and its tracker writer)
     # under requests still in flight. Cancellation only asks it to stop; serve() re-raises it once all is closed.

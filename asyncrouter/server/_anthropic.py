@@ -50,7 +50,7 @@ from typing import Any, Final
 from .._models import Response
 from .._tokens import estimate_messages_tokens, estimate_tokens
 from ._errors import ApiError
-from ._wire import ModelTable, meta_summary, usage_of
+from ._wire import ModelTable, meta_summary, take_extra_fields, usage_of
 
 __all__ = [
     "ANTHROPIC_FIELDS",
@@ -387,17 +387,7 @@ def parse_messages(
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _bad("stream: Input should be a valid boolean")
-    extra: dict[str, Any] = {}
-    ignored: list[str] = []
-    for key, value in body.items():
-        if key in ANTHROPIC_FIELDS or value is None:
-            continue
-        if key in passthrough:
-            extra[key] = value
-        else:
-            ignored.append(key)
-    if extra:
-        params["extra_body"] = extra
+    ignored = take_extra_fields(body, ANTHROPIC_FIELDS, passthrough, params)
     return MessagesCall(model, requested or "auto", messages, params, bool(stream), tuple(ignored), tuple(stop or ()))
 
 

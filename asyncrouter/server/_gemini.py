@@ -63,7 +63,7 @@ from typing import Any, Final
 from .._models import Response
 from .._tokens import estimate_messages_tokens, estimate_tokens
 from ._errors import ApiError
-from ._wire import ModelTable, meta_summary, usage_of
+from ._wire import ModelTable, meta_summary, take_extra_fields, usage_of
 
 __all__ = [
     "GEMINI_FIELDS",
@@ -547,16 +547,9 @@ def parse_generate(
         params["tools"] = tools
     if choice is not None:
         params["tool_choice"] = choice
-    extra: dict[str, Any] = {}
-    for key, value in body.items():
-        if key in _KNOWN_TOP or value is None or (count_only and key == "model"):
-            continue
-        if key in passthrough:
-            extra[key] = value
-        else:
-            ignored.append(key)
-    if extra:
-        params["extra_body"] = extra
+    # countTokens' wrapped form names the model in the body too
+    known = _KNOWN_TOP | {"model"} if count_only else _KNOWN_TOP
+    ignored += take_extra_fields(body, known, passthrough, params)
     return GeminiCall(resolved, model or "auto", messages, params, tuple(ignored))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -292,10 +292,19 @@ def parse_chat(body: Any, *, models: ModelTable, passthrough: Collection[str] = 
         if not isinstance(user, str):
             raise _bad("user must be a string", "user")
         params["user"] = user
+    ignored = take_extra_fields(body, ROUTED_FIELDS, passthrough, params)
+    return ChatCall(model, requested or "auto", messages, params, bool(stream), include_usage, tuple(ignored))
+
+
+def take_extra_fields(
+    body: Mapping[str, Any], known: Container[str], passthrough: Container[str], params: dict[str, Any]
+) -> list[str]:
+    """The body's fields the router does not read: those in *passthrough* go to the provider as
+    ``params["extra_body"]``; the names of the rest are returned, for ``X-AsyncRouter-Ignored-Params``."""
     extra: dict[str, Any] = {}
     ignored: list[str] = []
     for key, value in body.items():
-        if key in ROUTED_FIELDS or value is None:
+        if key in known or value is None:
             continue
         if key in passthrough:
             extra[key] = value
@@ -303,7 +312,7 @@ def parse_chat(body: Any, *, models: ModelTable, passthrough: Collection[str] = 
             ignored.append(key)
     if extra:
         params["extra_body"] = extra
-    return ChatCall(model, requested or "auto", messages, params, bool(stream), include_usage, tuple(ignored))
+    return ignored
 
 
 def ignored_header(names: Iterable[str]) -> str:

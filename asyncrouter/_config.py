@@ -80,6 +80,11 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 Price = Annotated[float, Field(ge=0)]
 
 
+#: RFC 9110 token characters; and what may not appear in a header value (CR, LF, NUL and other controls)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -146,8 +151,18 @@ class ModelConfig(_Frozen):
     def _keys_list(cls, v: Any) -> Any:
         if v is None:
             return ()
-        if isinstance(v, str):
-            return (v,)
+        if isinstance(v, str | SecretStr):
+            v = (v,)
+        if isinstance(v, list | tuple):
+            # a key read from a file keeps its newline; no key has surrounding whitespace
+            return tuple(
+                SecretStr(k.get_secret_value().strip())
+                if isinstance(k, SecretStr)
+                else k.strip()
+                if isinstance(k, str)
+                else k
+                for k in v
+            )
         return v
 
     @model_validator(mode="after")
@@ -156,7 +171,26 @@ class ModelConfig(_Frozen):
             value = os.environ.get(self.api_key_env)
             if value is None:
                 raise ValueError(f"environment variable {self.api_key_env} (api_key_env) is not set")
-            object.__setattr__(self, "api_keys", (SecretStr(value),))
+            object.__setattr__(self, "api_keys", (SecretStr(value.strip()),))
+        return self
+
+    @model_validator(mode="after")
+    def _header_safe(self) -> ModelConfig:
+        # Every one of these goes into an HTTP header: a line break would inject headers into the request.
+        where = f"environment variable {self.api_key_env} (api_key_env)" if self.api_key_env else "api_keys"
+        for i, key in enumerate(self.api_keys):
+            if _UNSAFE_IN_HEADER.search(key.get_secret_value()):
+                # the key itself is never quoted
+                raise ValueError(f"{where}: key {i} contains a line break or control character")
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"headers: {name!r} is not a valid HTTP header name")
+            if _UNSAFE_IN_HEADER.search(value):
+                raise ValueError(f"headers: the value of {name!r} contains a line break or control character")
+        for field in ("anthropic_version", "http_referer", "app_title"):
+            value = getattr(self, field)
+            if value is not None and _UNSAFE_IN_HEADER.search(value):
+                raise ValueError(f"{field} contains a line break or control character")
         return self
 
     @property

@@ -8,8 +8,10 @@ one place where that mapping lives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+import sys
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +20,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import aiohttp
+from aiohttp.connector import Connection
+from aiohttp.http import RawResponseMessage
+from yarl import URL
 
 from ._exceptions import (
     AuthenticationError,
@@ -210,28 +215,97 @@ def _transport_error(exc: BaseException, *, provider: str, model: str, streaming
     return ProviderConnectionError(f"connection failed: {type(exc).__name__}", **kw)
 
 
-@functools.lru_cache(maxsize=64)
-def _total_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """A timeout for a whole non-streamed call; cached, since most calls use their model's fixed timeout.
-
-    The TCP connect gets its own bound (``sock_connect``), but not the wait for a free pooled connection
-    (aiohttp's ``connect`` includes it): a big batch queueing for the pool is not a provider timing out.
-    """
-    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
-
-
 #: compact JSON, UTF-8 left as is; built once (``json.dumps`` with options builds an encoder on every call)
 _JSON_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def _encode(body: Mapping[str, Any], headers: Mapping[str, str], accept: str) -> tuple[bytes, dict[str, str]]:
-    """The compact JSON body and the request headers (ours first, so the caller's win)."""
-    data = _JSON_ENCODER.encode(body).encode()
-    return data, {"Content-Type": "application/json", "Accept": accept, **headers}
+#: what aiohttp's session sends by default, bar brotli (the parser inflates gzip and deflate by itself)
+_USER_AGENT: Final = f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{aiohttp.__version__}"
+_DEFAULT_HEADERS: Final = (("user-agent", _USER_AGENT), ("accept-encoding", "gzip, deflate"))
+
+
+@functools.lru_cache(maxsize=64)
+def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """Bounds the TCP (and TLS) connect of a non-streamed call; the call's own deadline bounds the rest."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=min(seconds, DEFAULT_CONNECT_TIMEOUT))
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    """A URL's connection key for aiohttp's pool and the fixed start of every request sent to it."""
+
+    #: never sent: it only tells the connector which pooled connection (host, port, TLS) to hand out
+    target: aiohttp.ClientRequest
+    #: request line and Host header
+    head: bytes
+
+
+def _header_block(headers: Mapping[str, str], accept: str, length: int) -> bytes:
+    """The caller's headers, the defaults the caller did not set, and Content-Length; ends the header section."""
+    names = {name.lower() for name in headers}
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if "content-type" not in names:
+        lines.append("Content-Type: application/json\r\n")
+    if "accept" not in names:
+        lines.append(f"Accept: {accept}\r\n")
+    for name, value in _DEFAULT_HEADERS:
+        if name not in names:
+            lines.append(f"{name}: {value}\r\n")
+    text = "".join(lines)
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines) or "\x00" in text:
+        # a value with a line break would smuggle headers (or a second request) onto the connection
+        bad = [n for n, v in headers.items() if any(c in f"{n}{v}" for c in "\r\n\x00")]
+        raise ValueError(f"HTTP header {bad[0] if bad else '?'!r} contains a line break or NUL")
+    return f"{text}Content-Length: {length}\r\n\r\n".encode()
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    model: str,
+    secrets: Sequence[str],
+    now: float | None,
+) -> ProviderError:
+    """The error for a 3xx or an error status. Redirects are not followed: a POST that moved means a stale
+    base_url, and following one elsewhere could carry the key along."""
+    if status < 400:
+        location = redact(headers.get("location", "?")[:200], secrets)
+        return BadRequestError(
+            f"HTTP {status}: the provider redirects to {location}; set base_url to the final URL",
+            provider=provider,
+            model=model,
+            status_code=status,
+            request_id=_request_id(headers),
+        )
+    return error_from_response(
+        status, headers, body[:_MAX_ERROR_BODY], provider=provider, model=model, secrets=secrets, now=now
+    )
+
+
+async def _read_capped(body: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body (an error body's first part)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await body.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 class HTTPClient:
     """One pooled :class:`aiohttp.ClientSession` per Router, opened and closed with it.
+
+    Non-streamed calls (:meth:`post_json`, nearly every routed request) skip the session's request machinery
+    (redirects, cookies, tracing, per-call header assembly and body payload objects): they take a pooled
+    connection from the session's own connector, write the request in one call and read the reply with
+    aiohttp's response parser. That costs about 40% of the client CPU of ``session.post`` (see
+    ``benchmarks/bench_overhead.py``). Streams and webhooks go through the session.
 
     Args:
         limit: maximum simultaneous connections over all hosts.
@@ -243,6 +317,7 @@ class HTTPClient:
         self._limit_per_host = limit_per_host
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._endpoints: dict[str, _Endpoint] = {}
 
     @property
     def is_open(self) -> bool:
@@ -261,6 +336,7 @@ class HTTPClient:
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
+        self._endpoints.clear()
         self._closed = True
         if session is not None and not session.closed:
             await session.close()
@@ -282,28 +358,28 @@ class HTTPClient:
         secrets: Sequence[str] = (),
         now: float | None = None,
     ) -> JSONReply:
-        """POST a JSON body and decode the JSON reply; raise the mapped error on non-2xx or bad JSON."""
-        session = self._require()
-        data, hdrs = _encode(body, headers, "application/json")
+        """POST a JSON body and decode the JSON reply; raise the mapped error on non-2xx or bad JSON.
+
+        ``timeout`` bounds the whole call: the wait for a pooled connection, connecting, sending and reading.
+        """
+        request = self._request(url, headers, body, "application/json")
         try:
-            async with session.post(url, data=data, headers=hdrs, timeout=_total_timeout(timeout)) as resp:
-                raw = await resp.read()
-                status = resp.status
-                if status >= 400:
-                    raise error_from_response(
-                        status,
-                        resp.headers,
-                        raw[:_MAX_ERROR_BODY],
-                        provider=provider,
-                        model=model,
-                        secrets=secrets,
-                        now=now,
-                    )
-                rid = _request_id(resp.headers)
-        except ProviderError:
-            raise
+            async with asyncio.timeout(timeout):
+                conn, message, payload = await self._open(request, timeout)
+                try:
+                    raw = await payload.read()
+                except BaseException:
+                    conn.close()
+                    raise
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, provider=provider, model=model) from None
+        # back to the pool (or closed, when the server asked to)
+        conn.release()
+        status = message.code
+        resp_headers = message.headers
+        if status >= 300:
+            raise _status_error(status, resp_headers, raw, provider=provider, model=model, secrets=secrets, now=now)
+        rid = _request_id(resp_headers)
         try:
             decoded = json.loads(raw)
         except ValueError:
@@ -314,6 +390,59 @@ class HTTPClient:
             # Some OpenAI-compatible servers report errors with HTTP 200.
             raise error_from_payload(None, decoded, provider=provider, model=model, request_id=rid, secrets=secrets)
         return JSONReply(status=status, data=decoded, request_id=rid)
+
+    def _request(
+        self, url: str, headers: Mapping[str, str], body: Mapping[str, Any], accept: str
+    ) -> tuple[_Endpoint, bytes]:
+        """Where to send and the whole HTTP/1.1 request: head, the caller's headers and the compact JSON body."""
+        endpoint = self._endpoints.get(url) or self._endpoint(url)
+        data = _JSON_ENCODER.encode(body).encode()
+        return endpoint, endpoint.head + _header_block(headers, accept, len(data)) + data
+
+    def _endpoint(self, url: str) -> _Endpoint:
+        session = self._require()
+        target = URL(url)
+        if target.scheme not in ("http", "https") or not target.raw_host:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        host = target.raw_host
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        if not target.is_default_port():
+            host = f"{host}:{target.port}"
+        endpoint = _Endpoint(
+            target=aiohttp.ClientRequest("POST", target, loop=asyncio.get_running_loop(), session=session),
+            head=f"POST {target.raw_path_qs} HTTP/1.1\r\nHost: {host}\r\n".encode(),
+        )
+        self._endpoints[url] = endpoint
+        return endpoint
+
+    async def _open(
+        self, request: tuple[_Endpoint, bytes], timeout: float, *, read_timeout: float | None = None
+    ) -> tuple[Connection, RawResponseMessage, aiohttp.StreamReader]:
+        """Send on a pooled keep-alive connection and read the reply's head; the caller bounds the time.
+
+        The caller reads the body, then releases the connection to the pool, or closes it if the body was not
+        read to its end. ``read_timeout`` bounds each wait for body bytes (inactivity), for streams.
+        """
+        endpoint, data = request
+        connector = self._require().connector
+        assert connector is not None
+        conn = await connector.connect(endpoint.target, [], _connect_timeout(timeout))
+        try:
+            protocol = conn.protocol
+            transport = conn.transport
+            if protocol is None or transport is None:
+                raise aiohttp.ServerDisconnectedError()
+            protocol.set_response_params(auto_decompress=True, read_timeout=read_timeout)
+            transport.write(data)
+            message, payload = await protocol.read()
+            while 100 <= message.code < 200:  # informational (103 Early Hints): the real reply follows
+                message, payload = await protocol.read()
+        except BaseException:
+            # cancelled or failed mid-exchange: the connection's state is unknown, never reuse it
+            conn.close()
+            raise
+        return conn, message, payload
 
     @asynccontextmanager
     async def stream(
@@ -334,31 +463,29 @@ class HTTPClient:
         ``timeout`` bounds connecting and each wait for the next chunk (inactivity), not the whole stream:
         a long reply that keeps flowing is not cut off.
         """
-        session = self._require()
-        data, hdrs = _encode(body, headers, accept)
-        # The pool wait plus the connect are bounded by the attempt's timeout, the TCP connect alone by
-        # DEFAULT_CONNECT_TIMEOUT, and then each read by the timeout again (inactivity).
-        client_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=min(timeout, DEFAULT_CONNECT_TIMEOUT), sock_read=timeout
-        )
+        request = self._request(url, headers, body, accept)
         try:
-            cm = session.post(url, data=data, headers=hdrs, timeout=client_timeout)
-            resp = await cm.__aenter__()
+            # the pool wait, the connect and the reply's head within the timeout; then each read within it
+            async with asyncio.timeout(timeout):
+                conn, message, payload = await self._open(request, timeout, read_timeout=timeout)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, provider=provider, model=model) from None
         try:
-            if resp.status >= 400:
-                try:
-                    raw = await resp.content.read(_MAX_ERROR_BODY)
-                except (TimeoutError, aiohttp.ClientError):
-                    raw = b""
-                raise error_from_response(
-                    resp.status, resp.headers, raw, provider=provider, model=model, secrets=secrets, now=now
+            if message.code >= 300:
+                raw = b""
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                    async with asyncio.timeout(timeout):
+                        raw = await _read_capped(payload, _MAX_ERROR_BODY)
+                raise _status_error(
+                    message.code, message.headers, raw, provider=provider, model=model, secrets=secrets, now=now
                 )
-            yield ByteStream(resp, provider=provider, model=model, request_id=_request_id(resp.headers))
+            yield ByteStream(payload, provider=provider, model=model, request_id=_request_id(message.headers))
         finally:
-            resp.release()
-            await cm.__aexit__(None, None, None)
+            # a stream read to its end goes back to the pool; one left early (or failed) is closed
+            if payload.is_eof() and not payload.exception():
+                conn.release()
+            else:
+                conn.close()
 
     async def post_fire_and_forget(self, url: str, *, body: Mapping[str, Any], timeout: float) -> int:
         """POST a JSON body (webhooks) and return the status; transport errors become ProviderConnectionError."""
@@ -379,17 +506,17 @@ class HTTPClient:
 class ByteStream:
     """Chunks of a streaming body, with transport errors mapped to :class:`StreamInterrupted` and friends."""
 
-    __slots__ = ("_model", "_provider", "_resp", "request_id")
+    __slots__ = ("_body", "_model", "_provider", "request_id")
 
-    def __init__(self, resp: aiohttp.ClientResponse, *, provider: str, model: str, request_id: str | None) -> None:
-        self._resp = resp
+    def __init__(self, body: aiohttp.StreamReader, *, provider: str, model: str, request_id: str | None) -> None:
+        self._body = body
         self._provider = provider
         self._model = model
         self.request_id = request_id
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._resp.content.iter_any():
+            async for chunk in self._body.iter_any():
                 yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, provider=self._provider, model=self._model, streaming=True) from None

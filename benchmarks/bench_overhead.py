@@ -14,6 +14,10 @@ the shared machine's load between rounds falls on all of them alike:
   headers the router sends, the reply read and ``json.loads``-ed (the least any client does);
 * ``raw auto``: the same, each prompt posted to the model ``router.classify(prompt)`` picks (the baseline of
   ``model="auto"``, whose replies may come from a model with longer answers);
+* ``transport``: the same POST through the router's own transport (``asyncrouter._http.HTTPClient.post_json``,
+  which drives aiohttp's pool and parser without ``ClientSession.post``), with no routing at all. The router
+  against it is what routing itself costs; the router against ``raw`` is what a user sees, and includes what
+  the leaner transport saves;
 * ``pinned``: ``router.aroute(prompt, model="fake-cheap")``, tracking on (a temporary SQLite file, so the
   writer task runs) and off (``tracker.path: null``);
 * ``auto``: ``router.aroute(prompt)`` (classifier, planner, cascade of one), tracking on and off.
@@ -49,6 +53,7 @@ if __package__ in (None, ""):  # run as a file: make the `benchmarks` package im
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asyncrouter import Router
+from asyncrouter._http import HTTPClient
 from benchmarks._common import (
     PROMPTS,
     BytecodeCounter,
@@ -112,6 +117,21 @@ class _Raw:
         return json.loads(data)
 
 
+class _Transport(_Raw):
+    """The same request through the router's transport alone: no classifier, planner, gates, budget or tracker."""
+
+    def __init__(self, http: HTTPClient, fleet: FleetProcess) -> None:
+        self._http = http
+        self._fleet = fleet
+        self._targets = {}
+
+    async def call(self, prompt: str, alias: str) -> object:
+        url, headers, model_id = self._target(alias)
+        body = {"model": model_id, "messages": [{"role": "user", "content": prompt}]}
+        reply = await self._http.post_json(url, headers=headers, body=body, timeout=30, provider="openai", model=alias)
+        return reply.data
+
+
 async def _time_calls(
     call: Call, prompts: Sequence[str], iterations: int, settle: Callable[[], Awaitable[object]] | None
 ) -> tuple[list[int], float]:
@@ -170,12 +190,16 @@ async def _bench(
         Router.from_dict(cfg_off) as auto_off,
     ):
         raw = _Raw(session, fleet)
+        http = HTTPClient()
+        await http.aopen()
+        transport = _Transport(http, fleet)
         # the model "auto" picks for each prompt (classify is pure: no request is sent)
         auto_model = {p: pinned_off.classify(p).model or PINNED_MODEL for p in prompts}
 
         variants: dict[str, Call] = {
             "raw": lambda p: raw.call(p, PINNED_MODEL),
             "raw auto": lambda p: raw.call(p, auto_model[p]),
+            "transport": lambda p: transport.call(p, PINNED_MODEL),
             "pinned, tracking on": lambda p: pinned_on.aroute(p, model=PINNED_MODEL),
             "pinned, tracking off": lambda p: pinned_off.aroute(p, model=PINNED_MODEL),
             "auto, tracking on": lambda p: auto_on.aroute(p),
@@ -221,8 +245,9 @@ async def _bench(
         }
         bytecodes = {
             name: await _counted(variants[name], prompts, min(DEFAULT_COUNT_CALLS, profile_calls))
-            for name in ("raw", "pinned, tracking off", "raw auto", "auto, tracking off")
+            for name in ("raw", "transport", "pinned, tracking off", "raw auto", "auto, tracking off")
         }
+        await http.aclose()
 
     pooled = {name: p50_p99_us(samples) for name, samples in latencies.items()}
 
@@ -252,6 +277,18 @@ async def _bench(
         figures.append(
             figure(f"aroute {name}: client CPU overhead per request", cpu, "us", target=TARGET_OVERHEAD_US, op="<=")
         )
+    # What routing costs over its own transport (no target: the target is against raw aiohttp, what users compare)
+    figures.append(figure("router's transport alone (no routing) p50", p50("transport"), "us"))
+    figures.append(figure("raw aiohttp POST p50 / router's transport alone p50", p50("raw") / p50("transport"), "x"))
+    for name in ("pinned, tracking on", "pinned, tracking off"):
+        figures.append(
+            figure(f"aroute {name}: routing cost over its own transport p50", overhead(name, "transport"), "us")
+        )
+        cpu = median(r - b for r, b in zip(cpu_round[name], cpu_round["transport"], strict=True))
+        figures.append(figure(f"aroute {name}: routing cost over its own transport, client CPU", cpu, "us"))
+    figures.append(
+        figure("Python bytecodes per request: router's transport alone", sum(bytecodes["transport"].values()), "ops")
+    )
     for name, base in (("pinned, tracking off", "raw"), ("auto, tracking off", "raw auto")):
         router_ops, raw_ops = sum(bytecodes[name].values()), sum(bytecodes[base].values())
         figures.append(figure(f"Python bytecodes per request: {base}", raw_ops, "ops"))
@@ -274,6 +311,9 @@ async def _bench(
         "warm-up calls; p50/p99 over all calls; overhead = router p50 - raw p50; CPU overhead = median over rounds "
         "of the same round's difference",
         "auto overheads are against 'raw auto' (each prompt posted to the model the router picks)",
+        "the router's transport skips ClientSession.post (redirects, cookies, tracing, per-call header and payload "
+        "objects); 'routing cost over its own transport' is the router against that transport with no routing "
+        "(pinned, the same model and prompts), i.e. what the routing features themselves cost",
         f"tracker rows written during the run: {tracked} (the SQLite writer ran)",
         f"profile (cProfile, us/request; it inflates absolute times, use the ranking): router (tracking off) "
         f"minus raw, by area: {top(router_minus_raw)}",

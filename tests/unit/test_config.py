@@ -241,3 +241,38 @@ def test_defaults_and_timedelta() -> None:
     assert load_config(no_default).default_alias == "a"  # the cheapest known price; unknown is never "free"
     no_default["models"][2]["cost_per_1k_input"] = 0.0
     assert load_config(no_default).default_alias == "c"
+
+
+def test_a_keys_surrounding_whitespace_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a key read from a file (or an env var set from one) keeps its trailing newline
+    monkeypatch.setenv("AR_TEST_KEY3", "sk-env3-abcdefgh\n")
+    cfg = load_config(
+        base(
+            models=[
+                {"name": "a", "model_id": "m", "provider": "openai", "api_key_env": "AR_TEST_KEY3"},
+                {"name": "b", "model_id": "m", "provider": "openai", "api_keys": ["  sk-b-1234\r\n", "sk-b-5678"]},
+            ]
+        )
+    )
+    assert cfg.models[0].key_values() == ("sk-env3-abcdefgh",)
+    assert cfg.models[1].key_values() == ("sk-b-1234", "sk-b-5678")
+
+
+@pytest.mark.parametrize(
+    ("field", "fragment"),
+    [
+        ({"api_keys": ["sk-abc\nX-Injected: 1"]}, "key 0 contains a line break"),
+        ({"headers": {"X-Org": "acme\r\nX-Injected: 1"}}, "value of 'X-Org' contains a line break"),
+        ({"headers": {"X Org": "acme"}}, "'X Org' is not a valid HTTP header name"),
+        ({"headers": {"X-Org:": "acme"}}, "is not a valid HTTP header name"),
+        ({"provider": "openrouter", "app_title": "My\nApp"}, "app_title contains a line break"),
+        ({"provider": "anthropic", "anthropic_version": "2023-06-01\r\n"}, "anthropic_version contains"),
+    ],
+)
+def test_values_sent_as_headers_cannot_inject_headers(field: dict[str, Any], fragment: str) -> None:
+    model = {"name": "a", "model_id": "m", "provider": "openai", "api_keys": ["sk-ok-123"], **field}
+    with pytest.raises(ConfigError) as info:
+        load_config(base(models=[model]))
+    assert fragment in str(info.value)
+    assert info.value.path == "models[0]"
+    assert "Injected" not in str(info.value), "the offending value (maybe a key) is never echoed"

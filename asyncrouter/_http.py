@@ -222,6 +222,8 @@ _JSON_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=Fals
 #: what aiohttp's session sends by default, bar brotli (the parser inflates gzip and deflate by itself)
 _USER_AGENT: Final = f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{aiohttp.__version__}"
 _DEFAULT_HEADERS: Final = (("user-agent", _USER_AGENT), ("accept-encoding", "gzip, deflate"))
+#: header blocks kept per client (one per model, accept type and API key in use)
+_MAX_HEADER_BLOCKS: Final = 1024
 
 
 @functools.lru_cache(maxsize=64)
@@ -240,8 +242,8 @@ class _Endpoint:
     head: bytes
 
 
-def _header_block(headers: Mapping[str, str], accept: str, length: int) -> bytes:
-    """The caller's headers, the defaults the caller did not set, and Content-Length; ends the header section."""
+def _header_block(headers: Mapping[str, str], accept: str) -> bytes:
+    """The caller's headers and the defaults the caller did not set (Content-Length and the blank line follow)."""
     names = {name.lower() for name in headers}
     lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
     if "content-type" not in names:
@@ -256,7 +258,7 @@ def _header_block(headers: Mapping[str, str], accept: str, length: int) -> bytes
         # a value with a line break would smuggle headers (or a second request) onto the connection
         bad = [n for n, v in headers.items() if any(c in f"{n}{v}" for c in "\r\n\x00")]
         raise ValueError(f"HTTP header {bad[0] if bad else '?'!r} contains a line break or NUL")
-    return f"{text}Content-Length: {length}\r\n\r\n".encode()
+    return text.encode()
 
 
 def _status_error(
@@ -318,6 +320,7 @@ class HTTPClient:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._endpoints: dict[str, _Endpoint] = {}
+        self._header_blocks: dict[tuple[object, ...], bytes] = {}
 
     @property
     def is_open(self) -> bool:
@@ -337,6 +340,7 @@ class HTTPClient:
     async def aclose(self) -> None:
         session, self._session = self._session, None
         self._endpoints.clear()
+        self._header_blocks.clear()
         self._closed = True
         if session is not None and not session.closed:
             await session.close()
@@ -397,7 +401,14 @@ class HTTPClient:
         """Where to send and the whole HTTP/1.1 request: head, the caller's headers and the compact JSON body."""
         endpoint = self._endpoints.get(url) or self._endpoint(url)
         data = _JSON_ENCODER.encode(body).encode()
-        return endpoint, endpoint.head + _header_block(headers, accept, len(data)) + data
+        # a model sends the same headers every time but for its key: the block is built once per key
+        key = (accept, *headers.items())
+        block = self._header_blocks.get(key)
+        if block is None:
+            if len(self._header_blocks) >= _MAX_HEADER_BLOCKS:
+                self._header_blocks.clear()
+            block = self._header_blocks[key] = _header_block(headers, accept)
+        return endpoint, b"%s%sContent-Length: %d\r\n\r\n%s" % (endpoint.head, block, len(data), data)
 
     def _endpoint(self, url: str) -> _Endpoint:
         session = self._require()

@@ -39,6 +39,7 @@ __all__ = [
     "BreakersConfig",
     "BudgetConfig",
     "CascadeConfig",
+    "ClassifierConfig",
     "Config",
     "ModelConfig",
     "PricingConfig",
@@ -318,6 +319,32 @@ class FeedbackConfig(_Frozen):
     demote_below: Fraction = 0.35
 
 
+class ClassifierConfig(_Frozen):
+    """mmrouter's ``classifier`` section: which strategy labels prompts, and when low confidence escalates.
+
+    The rules classifier always runs (it is free and takes microseconds). ``llm`` and ``embeddings`` then
+    relabel the prompt's complexity and category (and confidence) with a model call before routing; a pinned
+    request skips them, and when they fail the rules' labels stand, with the failure in the routing reason.
+    """
+
+    strategy: Literal["rules", "llm", "embeddings"] = "rules"
+    #: confidence below this raises the prompt's tier one step (mmrouter's confidence-based escalation); unset: off
+    threshold: Fraction | None = None
+    #: llm: the alias of the (cheap) model that labels prompts
+    model: str | None = None
+    #: embeddings: the alias of the model whose embeddings endpoint embeds prompts
+    embedding_model: str | None = None
+    #: embeddings: a directory written by ``asyncrouter train`` (the labelled examples' embeddings)
+    trained_model: str | None = None
+    #: embeddings: neighbours that vote
+    k: int = Field(default=7, ge=1)
+    #: labels kept per normalised prompt (LRU), and for how long
+    cache_size: int = Field(default=4096, ge=0)
+    cache_ttl: Seconds = 3600.0
+    #: the longest the llm / embeddings call may take before the rules' labels stand (within the request's deadline)
+    timeout: PositiveSeconds = 5.0
+
+
 class ProfileConfig(_Frozen):
     """A named routing profile: restricts and orders the models the planner may choose."""
 
@@ -361,6 +388,7 @@ class Config(_Frozen):
     pricing: PricingConfig = PricingConfig()
     alerts: AlertsConfig = AlertsConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:
@@ -385,6 +413,7 @@ class Config(_Frozen):
             value = getattr(self, field_name)
             if value is not None and value not in names:
                 raise _PathError(f"names no configured model: {value!r} (known: {sorted(names)})", field_name)
+        self._check_classifier(names)
         lo, hi = self.complexity_band
         if lo > hi:
             raise _PathError("lower bound above upper bound", "complexity_band")
@@ -399,6 +428,32 @@ class Config(_Frozen):
                     if alias not in names:
                         raise _PathError(f"names no configured model: {alias!r}", f"routes.{cx}.{cat}")
         return self
+
+    def _check_classifier(self, names: set[str]) -> None:
+        cl = self.classifier
+        for field_name in ("model", "embedding_model"):
+            value = getattr(cl, field_name)
+            if value is not None and value not in names:
+                raise _PathError(
+                    f"names no configured model: {value!r} (known: {sorted(names)})", f"classifier.{field_name}"
+                )
+        if cl.strategy == "llm" and cl.model is None:
+            raise _PathError(
+                "strategy llm needs classifier.model: the alias of a cheap model that labels prompts",
+                "classifier.model",
+            )
+        if cl.strategy == "embeddings":
+            if cl.embedding_model is None:
+                raise _PathError(
+                    "strategy embeddings needs classifier.embedding_model: a model with an embeddings endpoint",
+                    "classifier.embedding_model",
+                )
+            if cl.trained_model is None:
+                raise _PathError(
+                    "strategy embeddings needs classifier.trained_model: run `asyncrouter train --output DIR` "
+                    "(the bundled labelled set, or --data FILE for yours) and set it to DIR",
+                    "classifier.trained_model",
+                )
 
     def _merge_log_path(self) -> None:
         """Make ``log_path`` and ``tracker.log_path`` one setting, and refuse what cannot work.

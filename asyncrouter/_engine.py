@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from dataclasses import dataclass, field
 from os import PathLike
 from types import MappingProxyType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -37,6 +37,7 @@ from ._exceptions import (
     AllProvidersFailed,
     BudgetExceeded,
     CircuitOpen,
+    ConfigError,
     ContextLengthExceeded,
     NoRouteError,
     ProviderError,
@@ -46,13 +47,14 @@ from ._exceptions import (
     RouterError,
 )
 from ._http import HTTPClient
-from ._meta import MetaRouterCache, build_meta_messages, looks_like_injection, parse_meta_reply, prompt_key
+from ._meta import MetaRouterCache, TTLCache, build_meta_messages, looks_like_injection, parse_meta_reply, prompt_key
 from ._models import Attempt, ChatDelta, ChatRequest, ChatResponse, RequestRecord, Response, ResponseMeta
 from ._planner import Plan, Planner, RoutingDecision
 from ._pricing import Price, cost_usd, resolve_price, usage_cost_usd
 from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._ratelimit import RateLimiter
 from ._store import FeedbackRecord, Stats, Tracker
+from ._strategies import Label, build_label_messages, parse_label_reply, relabel
 from ._tokens import message_text
 from ._types import Clock
 from .providers import ModelClient
@@ -61,11 +63,19 @@ __all__ = ["BatchStream", "LogQuery", "RouteStream", "Router"]
 
 logger = logging.getLogger("asyncrouter")
 
+if TYPE_CHECKING:
+    from ._embeddings import EmbeddingIndex, TrainReport
+    from ._eval import EvalExample
+
 _T = TypeVar("_T")
 
 #: output tokens assumed when estimating the cost of a decision without max_tokens
 ESTIMATE_OUTPUT_TOKENS = 500
 _META_MAX_TOKENS = 200
+#: the llm classifier's answer is one short JSON object
+_LABEL_MAX_TOKENS = 60
+#: tokens the llm classifier's instructions add to the prompt (for its budget reservation)
+_LABEL_PROMPT_TOKENS = 250
 #: input and output tokens of the smallest call worth making (sets when the budget counts as exhausted)
 MIN_CALL_TOKENS = 50
 
@@ -165,9 +175,34 @@ class _Ctx:
     meta_cost: float = 0.0
     meta_in: int = 0
     meta_out: int = 0
+    #: the llm / embeddings classifier's call, when one was made
+    label_cost: float = 0.0
 
     def remaining(self) -> float:
         return self.deadline - deadline_now()
+
+
+@dataclass(slots=True)
+class _Labelled:
+    """What the llm / embeddings classifier made of a prompt, and what it cost."""
+
+    classification: Classification
+    note: str
+    cost: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def _label_note(label: Label) -> str:
+    return f"{label.source} classifier: {label.complexity}/{label.category} (confidence {label.confidence:.2f})"
+
+
+def _decision_params(
+    max_tokens: int | None, tools: list[dict[str, Any]] | None, response_format: dict[str, Any] | None
+) -> _Params:
+    if max_tokens is None and tools is None and response_format is None:
+        return _NO_PARAMS
+    return _Params(max_tokens=max_tokens, tools=tools, response_format=response_format)
 
 
 class _SyncLoop:
@@ -317,6 +352,33 @@ class Router:
         self._meta_cache = MetaRouterCache(
             maxsize=self.config.meta_router_cache_size, ttl=self.config.meta_router_cache_ttl, clock=self.clock
         )
+        classifier = self.config.classifier
+        self._label_cache: TTLCache[Label] = TTLCache(
+            maxsize=classifier.cache_size, ttl=classifier.cache_ttl, clock=self.clock
+        )
+        #: the llm / embeddings strategy's model (None: the rules alone)
+        self._labeler: str | None = (
+            classifier.model
+            if classifier.strategy == "llm"
+            else classifier.embedding_model
+            if classifier.strategy == "embeddings"
+            else None
+        )
+        self._index: EmbeddingIndex | None = None
+        if classifier.strategy == "embeddings":
+            from ._embeddings import EmbeddingIndex  # only the embeddings strategy needs it
+
+            assert classifier.trained_model is not None
+            assert self._labeler is not None
+            embedder = self._clients[self._labeler]
+            if not embedder.supports_embeddings:
+                raise ConfigError(
+                    f"{self._labeler!r} ({embedder.provider}) has no embeddings endpoint; use an OpenAI-format "
+                    "provider (openai, google, ollama with api: openai, openai_compatible, ...)",
+                    path="classifier.embedding_model",
+                )
+            # an index trained on another embeddings model would compare vectors of different spaces
+            self._index = EmbeddingIndex.load(classifier.trained_model, model_id=embedder.config.model_id)
         self._preview_chars = self.config.tracker.prompt_preview_chars
         self._max_tries = self.config.retries.max_attempts
         self._open = False
@@ -458,12 +520,42 @@ class Router:
         default fallback and the reason says so.
         """
         msgs = _normalise_messages(prompt, messages)
-        if max_tokens is None and tools is None and response_format is None:
-            params = _NO_PARAMS
-        else:
-            params = _Params(max_tokens=max_tokens, tools=tools, response_format=response_format)
+        params = _decision_params(max_tokens, tools, response_format)
+        return self._decide(self._classify(msgs, params), model, params)
+
+    async def aclassify(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        model: str = "auto",
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> RoutingDecision:
+        """:meth:`classify` with ``classifier.strategy`` applied, as :meth:`aroute` would route the prompt.
+
+        With the ``llm`` or ``embeddings`` strategy this calls the classifier's model (charged to the budget,
+        labels cached), never a model that would answer; with ``rules`` (the default) it is :meth:`classify`.
+
+        .. versionadded:: 0.1.0
+        """
+        msgs = _normalise_messages(prompt, messages)
+        params = _decision_params(max_tokens, tools, response_format)
         c = self._classify(msgs, params)
+        if self._labeler is None or not (model in ("auto", "") or self._planner.is_profile(model)):
+            return self._decide(c, model, params)
+        if not self._open:
+            raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
+        text = msgs[0]["content"] if messages is None else _last_user_text(msgs)
+        labelled = await self._label(text, c, deadline_now() + self.config.request_timeout)
+        return self._decide(labelled.classification, model, params, note=labelled.note)
+
+    def _decide(self, c: Classification, model: str, params: _Params, *, note: str | None = None) -> RoutingDecision:
+        max_tokens = params.max_tokens
         plan = self._plan(c, model, params)
+        if note:
+            plan.reason += f"; {note}"
         if plan.needs_meta:
             fallback = self._planner.plan_default(
                 c, plan.reason, blocked=self.breakers.snapshot(), max_tokens=max_tokens, profile=plan.profile
@@ -525,6 +617,41 @@ class Router:
             return await self._tracker.logs(last_n=last_n, model=model, since=since, until=until, status=status)
 
         return LogQuery(self, query)
+
+    async def atrain_classifier(
+        self,
+        examples: Sequence[EvalExample],
+        *,
+        model: str | None = None,
+        eval_split: float = 0.2,
+        seed: int = 0,
+        k: int | None = None,
+    ) -> tuple[EmbeddingIndex, TrainReport]:
+        """Fit the ``embeddings`` classifier strategy's index on labelled examples (mmrouter's ``train``).
+
+        Every example with a complexity and a category is embedded once through ``model``'s embeddings
+        endpoint (default ``classifier.embedding_model``); ``eval_split`` of each (complexity, category) cell is
+        held out and predicted, so the report's accuracy is measured on examples the index never saw. Save the
+        index with ``index.save(directory)`` and set ``classifier.trained_model`` to it.
+
+        Raises:
+            ConfigError: no embeddings model given or configured, or an unknown alias.
+            ProviderError: an embeddings call failed.
+
+        .. versionadded:: 0.1.0
+        """
+        from ._embeddings import train_index
+
+        alias = model or self.config.classifier.embedding_model
+        if alias is None:
+            raise ConfigError("no embeddings model: pass model= or set classifier.embedding_model")
+        if alias not in self._clients:
+            raise ConfigError(f"unknown model {alias!r}; known: {sorted(self._clients)}")
+        if not self._open:
+            raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
+        return await train_index(
+            self._clients[alias], examples, eval_split=eval_split, seed=seed, k=k or self.config.classifier.k
+        )
 
     async def afeedback(
         self, request_id: str, rating: str | int | bool, *, comment: str | None = None
@@ -645,14 +772,9 @@ class Router:
         c = self._classify(msgs, params)
         started = self.clock.monotonic()
         deadline = deadline_now() + (timeout if timeout is not None else self.config.request_timeout)
-        if self.budget.state == "exhausted" and self.config.budget.on_exhausted == "reject":
-            st = self.budget.status()
-            raise BudgetExceeded(
-                f"daily budget exhausted: spent ${st.spent:.4f} of ${st.limit:.2f}",
-                spent=st.spent,
-                reserved=st.reserved,
-                limit=st.limit or 0.0,
-            )
+        if self._labeler is not None and (model in ("auto", "") or self._planner.is_profile(model)):
+            return await self._prepare_relabelled(request_id, msgs, messages, model, params, c, started, deadline)
+        self._reject_if_exhausted()
         plan = self._plan(c, model, params)
         if messages is None:  # a bare prompt: one user message, no system prompt
             text, system = msgs[0]["content"], None
@@ -666,6 +788,112 @@ class Router:
             ctx.plan.reason += "; skipped " + ", ".join(f"{a} ({r})" for a, r in ctx.plan.skipped)
             ctx.attempts.extend(Attempt(a, self._clients[a].provider, "skipped", r) for a, r in ctx.plan.skipped)
         return ctx
+
+    async def _prepare_relabelled(
+        self,
+        request_id: str,
+        msgs: list[dict[str, Any]],
+        messages: Sequence[Mapping[str, Any]] | None,
+        model: str,
+        params: _Params,
+        c: Classification,
+        started: float,
+        deadline: float,
+    ) -> _Ctx:
+        """:meth:`_prepare` when an llm or embeddings classifier relabels the prompt before it is planned."""
+        self._reject_if_exhausted()
+        if messages is None:
+            text, system = msgs[0]["content"], None
+        else:
+            text, system = _last_user_text(msgs), _system_text(msgs)
+        label = await self._label(text, c, deadline)
+        c = label.classification
+        plan = self._plan(c, model, params)
+        plan.reason += f"; {label.note}"
+        ctx = _Ctx(request_id, msgs, text, system, params, c, plan, started, deadline, c.task_type)
+        ctx.label_cost = label.cost
+        ctx.meta_in += label.input_tokens
+        ctx.meta_out += label.output_tokens
+        if plan.needs_meta:
+            ctx.plan = await self._meta_route(ctx)
+        if ctx.plan.skipped:
+            ctx.plan.reason += "; skipped " + ", ".join(f"{a} ({r})" for a, r in ctx.plan.skipped)
+            ctx.attempts.extend(Attempt(a, self._clients[a].provider, "skipped", r) for a, r in ctx.plan.skipped)
+        return ctx
+
+    def _reject_if_exhausted(self) -> None:
+        if self.budget.state == "exhausted" and self.config.budget.on_exhausted == "reject":
+            st = self.budget.status()
+            raise BudgetExceeded(
+                f"daily budget exhausted: spent ${st.spent:.4f} of ${st.limit:.2f}",
+                spent=st.spent,
+                reserved=st.reserved,
+                limit=st.limit or 0.0,
+            )
+
+    async def _label(self, prompt: str, c: Classification, deadline: float) -> _Labelled:
+        """Relabel ``c`` with the llm or embeddings strategy; on any failure the rules' labels stand.
+
+        The call is charged to the budget (reserved, then settled at its real cost) and bounded by
+        ``classifier.timeout`` and the request's deadline; a prompt that addresses the router is not sent.
+        """
+        cfg = self.config.classifier
+        strategy = cfg.strategy
+        alias = self._labeler
+        assert alias is not None
+        if looks_like_injection(prompt):
+            return _Labelled(c, f"{strategy} classifier skipped: the prompt addresses the router (possible injection)")
+        key = prompt_key(prompt, strategy)
+        cached = self._label_cache.get(key)
+        if cached is not None:
+            return _Labelled(relabel(c, cached), f"{_label_note(cached)}, cached")
+        blocked = self.breakers.snapshot().get(alias)
+        if blocked is not None:
+            return _Labelled(c, f"{strategy} classifier skipped: {alias} {blocked}; the rules' labels stand")
+        client = self._clients[alias]
+        price = self.prices[alias]
+        llm = strategy == "llm"
+        worst = cost_usd(price, c.input_tokens + (_LABEL_PROMPT_TOKENS if llm else 0), _LABEL_MAX_TOKENS if llm else 0)
+        try:
+            reservation = await self.budget.reserve(worst, model=alias)
+        except BudgetExceeded as exc:
+            return _Labelled(c, f"{strategy} classifier skipped (budget: {exc}); the rules' labels stand")
+        out = _Labelled(c, "")
+        try:
+            with anyio.fail_after(max(0.001, min(cfg.timeout, deadline - deadline_now()))):
+                if llm:
+                    reply = await client.complete(
+                        ChatRequest(
+                            model_id=client.config.model_id,
+                            messages=build_label_messages(prompt),
+                            max_tokens=_LABEL_MAX_TOKENS,
+                            temperature=0.0,
+                            response_format={"type": "json_object"} if client.provider != "anthropic" else None,
+                        )
+                    )
+                    out.input_tokens, out.output_tokens = reply.usage.input_tokens, reply.usage.output_tokens
+                    out.cost = usage_cost_usd(price, reply.usage)
+                    label = parse_label_reply(reply.content)
+                else:
+                    assert self._index is not None
+                    embedded = await client.embed([prompt])
+                    out.input_tokens = embedded.input_tokens
+                    out.cost = cost_usd(price, embedded.input_tokens, 0)
+                    vote = self._index.predict(embedded.vectors[0], k=cfg.k)
+                    label = Label(vote.complexity, vote.category, vote.confidence, "embeddings")  # type: ignore[arg-type]
+        except (ProviderError, ValueError, TimeoutError) as exc:
+            await self.budget.settle(reservation, out.cost)
+            why = "timed out" if isinstance(exc, TimeoutError) and not isinstance(exc, ProviderError) else str(exc)
+            out.note = f"{strategy} classifier failed ({type(exc).__name__}: {why}); the rules' labels stand"
+            return out
+        except BaseException:
+            await self.budget.release(reservation)
+            raise
+        await self.budget.settle(reservation, out.cost)
+        self._label_cache.put(key, label)
+        out.classification = relabel(c, label)
+        out.note = _label_note(label)
+        return out
 
     async def _meta_route(self, ctx: _Ctx) -> Plan:
         c, plan = ctx.classification, ctx.plan
@@ -915,7 +1143,7 @@ class Router:
         c = ctx.classification
         plan = ctx.plan
         attempts = ctx.attempts
-        total_in, total_out, cost, estimated = ctx.meta_in, ctx.meta_out, ctx.meta_cost, False
+        total_in, total_out, cost, estimated = ctx.meta_in, ctx.meta_out, ctx.meta_cost + ctx.label_cost, False
         for a in attempts:
             total_in += a.input_tokens
             total_out += a.output_tokens
@@ -945,6 +1173,7 @@ class Router:
             reply.finish_reason if reply else None,
             reply.request_id if reply else None,
             ctx.meta_cost,
+            ctx.label_cost,
         )
 
     def _record(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> RequestRecord:

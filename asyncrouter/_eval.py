@@ -43,7 +43,9 @@ __all__ = [
     "evaluate",
     "format_report",
     "load_bundled_eval_data",
+    "load_bundled_training_data",
     "load_eval_data",
+    "score",
 ]
 
 #: The labelled dimensions and the values each may take.
@@ -53,6 +55,8 @@ DIMENSION_LABELS: Final[dict[str, tuple[str, ...]]] = {
     "task_type": get_args(TaskType),
     "tier": get_args(Tier),
 }
+#: The development set shipped in the package (``asyncrouter train``'s default data; the classifier's tuning set).
+BUNDLED_TRAINING_DATA: Final = "dev_set.yaml"
 #: The labelled set shipped in the package, under ``asyncrouter/data/``.
 BUNDLED_EVAL_DATA: Final = "holdout_v2.yaml"
 #: Label of the joint dimension: complexity and category both right.
@@ -207,6 +211,23 @@ def load_bundled_eval_data() -> list[EvalExample]:
         return load_eval_data(path)
 
 
+def load_bundled_training_data() -> list[EvalExample]:
+    """Read the development set shipped in the package (:data:`BUNDLED_TRAINING_DATA`): what the rules
+    classifier was tuned on (its ``train`` split) and first measured on (``test``), and what ``asyncrouter
+    train`` fits an embeddings index on without ``--data``. Separate from the hold-out set :func:`evaluate`
+    scores by default.
+
+    Raises:
+        ConfigError: the file is missing from this installation or cannot be parsed.
+
+    .. versionadded:: 0.1.0
+    """
+    with resources.as_file(
+        resources.files(__package__ or "asyncrouter").joinpath("data", BUNDLED_TRAINING_DATA)
+    ) as path:
+        return load_eval_data(path)
+
+
 def _example(item: Any, where: str) -> EvalExample:
     if not isinstance(item, Mapping):
         raise ConfigError("each example must be a mapping", path=where)
@@ -256,25 +277,47 @@ def evaluate(
     Returns:
         The :class:`EvalReport`.
     """
-    dims = tuple(DIMENSION_LABELS)
-    right: dict[str, int] = dict.fromkeys((*dims, BOTH), 0)
-    seen: dict[str, int] = dict.fromkeys((*dims, BOTH), 0)
-    lang_right: dict[str, dict[str, int]] = {}
-    lang_seen: dict[str, dict[str, int]] = {}
-    confusion: dict[str, dict[str, dict[str, int]]] = {d: {} for d in dims}
-    report = EvalReport()
+    scorer = _Scorer()
     for ex in examples:
-        if split is not None and ex.split != split:
-            continue
-        c = classifier.classify_text(ex.prompt, system=ex.system)
+        if split is None or ex.split == split:
+            scorer.add(ex, classifier.classify_text(ex.prompt, system=ex.system))
+    return scorer.report()
+
+
+def score(pairs: Iterable[tuple[EvalExample, Classification]]) -> EvalReport:
+    """Score classifications made elsewhere (e.g. by ``Router.aclassify`` with a strategy that calls a model)
+    against their examples' labels, as :func:`evaluate` does.
+
+    .. versionadded:: 0.1.0
+    """
+    scorer = _Scorer()
+    for ex, c in pairs:
+        scorer.add(ex, c)
+    return scorer.report()
+
+
+class _Scorer:
+    """Accumulates right / seen counts per dimension, language and confusion cell."""
+
+    def __init__(self) -> None:
+        self.dims = tuple(DIMENSION_LABELS)
+        self.right: dict[str, int] = dict.fromkeys((*self.dims, BOTH), 0)
+        self.seen: dict[str, int] = dict.fromkeys((*self.dims, BOTH), 0)
+        self.lang_right: dict[str, dict[str, int]] = {}
+        self.lang_seen: dict[str, dict[str, int]] = {}
+        self.confusion: dict[str, dict[str, dict[str, int]]] = {d: {} for d in self.dims}
+        self.out = EvalReport()
+
+    def add(self, ex: EvalExample, c: Classification) -> None:
+        report, seen, right = self.out, self.seen, self.right
         report.total += 1
         language = ex.language or c.language
-        lr = lang_right.setdefault(language, {})
-        ls = lang_seen.setdefault(language, {})
+        lr = self.lang_right.setdefault(language, {})
+        ls = self.lang_seen.setdefault(language, {})
         expected: dict[str, str] = {}
         predicted: dict[str, str] = {}
         wrong = False
-        for dim in dims:
+        for dim in self.dims:
             want = ex.label(dim)
             if want is None:
                 continue
@@ -284,7 +327,7 @@ def evaluate(
             right[dim] += ok
             ls[dim] = ls.get(dim, 0) + 1
             lr[dim] = lr.get(dim, 0) + ok
-            row = confusion[dim].setdefault(want, {})
+            row = self.confusion[dim].setdefault(want, {})
             row[got] = row.get(got, 0) + 1
             expected[dim], predicted[dim] = want, got
             wrong = wrong or not ok
@@ -297,17 +340,20 @@ def evaluate(
         ls["n"] = ls.get("n", 0) + 1
         if wrong:
             report.misclassified.append(Misclassification(ex.prompt, language, expected, predicted, c.signals))
-    report.labelled = {d: n for d, n in seen.items() if n}
-    report.accuracy = {d: right[d] / n for d, n in seen.items() if n}
-    for language in sorted(lang_seen):
-        ls, lr = lang_seen[language], lang_right[language]
-        lang_row: dict[str, float] = {"n": float(ls["n"])}
-        for dim, n in ls.items():
-            if dim != "n":
-                lang_row[dim] = lr.get(dim, 0) / n
-        report.per_language[language] = lang_row
-    report.confusion = {d: m for d, m in confusion.items() if m}
-    return report
+
+    def report(self) -> EvalReport:
+        report = self.out
+        report.labelled = {d: n for d, n in self.seen.items() if n}
+        report.accuracy = {d: self.right[d] / n for d, n in self.seen.items() if n}
+        for language in sorted(self.lang_seen):
+            ls, lr = self.lang_seen[language], self.lang_right[language]
+            lang_row: dict[str, float] = {"n": float(ls["n"])}
+            for dim, n in ls.items():
+                if dim != "n":
+                    lang_row[dim] = lr.get(dim, 0) / n
+            report.per_language[language] = lang_row
+        report.confusion = {d: m for d, m in self.confusion.items() if m}
+        return report
 
 
 def _pct(value: float | None) -> str:

@@ -15,6 +15,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from ._config import ModelConfig
 from ._types import Clock
@@ -22,12 +23,14 @@ from ._types import Clock
 __all__ = [
     "MetaChoice",
     "MetaRouterCache",
+    "TTLCache",
     "build_meta_messages",
     "looks_like_injection",
     "parse_meta_reply",
     "prompt_key",
 ]
 
+V = TypeVar("V")
 _MAX_PROMPT_CHARS = 2000
 _TASKS = ("code", "reasoning", "creative", "translation", "summarisation", "factual", "general")
 _INJECTION_RE = re.compile(
@@ -115,13 +118,13 @@ def parse_meta_reply(text: str, allowed: Mapping[str, object]) -> MetaChoice:
     return MetaChoice(model, task, reason)
 
 
-class MetaRouterCache:
-    """A bounded LRU of meta-router decisions with a TTL measured on the injected clock."""
+class TTLCache(Generic[V]):
+    """A bounded LRU with a TTL measured on the injected clock (routing answers keyed by :func:`prompt_key`)."""
 
     __slots__ = ("_clock", "_data", "_max", "_ttl", "hits", "misses")
 
     def __init__(self, *, maxsize: int, ttl: float, clock: Clock) -> None:
-        self._data: OrderedDict[str, tuple[float, MetaChoice]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._max = maxsize
         self._ttl = ttl
         self._clock = clock
@@ -131,7 +134,7 @@ class MetaRouterCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: str) -> MetaChoice | None:
+    def get(self, key: str) -> V | None:
         item = self._data.get(key)
         if item is None:
             self.misses += 1
@@ -145,10 +148,16 @@ class MetaRouterCache:
         self.hits += 1
         return choice
 
-    def put(self, key: str, choice: MetaChoice) -> None:
+    def put(self, key: str, choice: V) -> None:
         if self._max <= 0:
             return
         self._data[key] = (self._clock.monotonic() + self._ttl, choice)
         self._data.move_to_end(key)
         while len(self._data) > self._max:
             self._data.popitem(last=False)
+
+
+class MetaRouterCache(TTLCache[MetaChoice]):
+    """A bounded LRU of meta-router decisions with a TTL measured on the injected clock."""
+
+    __slots__ = ()

@@ -149,8 +149,8 @@ class Attempt:
 class ResponseMeta:
     """Everything the router knows about how a reply was produced.
 
-    Token and cost figures are summed over **all** attempts, escalations and the meta-router included: a
-    cascade never under-reports what it spent.
+    Token and cost figures are summed over **all** attempts, escalations, the meta-router and the llm or
+    embeddings classifier included: a cascade never under-reports what it spent.
     """
 
     request_id: str
@@ -175,6 +175,8 @@ class ResponseMeta:
     finish_reason: str | None = None
     provider_request_id: str | None = None
     meta_router_cost_usd: float = 0.0
+    #: what the llm or embeddings classifier's call cost (``classifier.strategy``), included in the totals
+    classifier_cost_usd: float = 0.0
 
     @property
     def escalations(self) -> int:

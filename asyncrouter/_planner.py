@@ -11,7 +11,9 @@ Pure: no I/O, no clock. The routing layers are routeforge's four, plus ``pinned`
 
 The prompt's tier is the classifier's (simple, medium, complex, reasoning), unless the config sets routeforge's
 ``complexity_threshold``: then a score below it asks for the cheap tier and one at or above it for at least the
-complex (strong) tier; a prompt the classifier found to need reasoning keeps that tier either way.
+complex (strong) tier; a prompt the classifier found to need reasoning keeps that tier either way. With
+mmrouter's ``classifier.threshold`` set, a classification less confident than it asks for one tier more (the
+budget's downgrade and the ``eco`` profile then apply on top).
 
 Within a layer the chain holds the *capable* models (whose strength covers the prompt's tier), cheapest first
 when the cascade is on (strongest-suitable first when it is off), then the default model as a last resort.
@@ -190,6 +192,8 @@ class Planner:
         self._threshold: float | None = (
             config.complexity_threshold if "complexity_threshold" in config.model_fields_set else None
         )
+        #: mmrouter's confidence-based escalation: a less confident label asks for one tier more (unset: off)
+        self._min_confidence: float | None = config.classifier.threshold
         self._tagged: dict[str, list[str]] = {}
         for m in by_price:
             for t in m.tags:
@@ -305,6 +309,8 @@ class Planner:
             model,
             budget_state,
             tools,
+            # a confidence under classifier.threshold raises the tier (and the reason quotes it)
+            self._min_confidence is not None and c.confidence < self._min_confidence and c.confidence,
             # which context windows are too small (and then the exact size, which the skip reason quotes)
             self._smallest_window is not None and needed > self._smallest_window and needed,
             tuple(sorted(blocked.items())) if blocked else (),
@@ -346,6 +352,13 @@ class Planner:
                     f"complexity {score:.2f} {relation} complexity_threshold {threshold:.2f}: "
                     f"{'strong' if rank else 'cheap'} tier ({_RANK_TIER[rank]})"
                 )
+        floor = self._min_confidence
+        if floor is not None and c.confidence < floor and tier_rank < 3:
+            tier_rank += 1
+            notes.append(
+                f"classifier confidence {c.confidence:.2f} < classifier.threshold {floor:.2f}: "
+                f"tier raised to {_RANK_TIER[tier_rank]}"
+            )
         if budget_state == "downgrade" and tier_rank > 0:
             tier_rank -= 1
             notes.append(f"budget above {cfg.budget.downgrade_at:.0%}: tier lowered to {_RANK_TIER[tier_rank]}")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import logging
@@ -49,6 +50,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
+from pydantic import ValidationError
 from rich.console import Console, Group
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,11 +65,17 @@ from ._types import ProviderName
 
 if TYPE_CHECKING:
     from ._alerts import WebhookDelivery
+    from ._classifier import Classification
     from ._demo import DemoResult
+    from ._embeddings import EmbeddingIndex, TrainReport
     from ._engine import Router
+    from ._eval import EvalExample, EvalReport
+    from ._planner import RoutingDecision
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_FILE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
+#: examples ``eval`` / ``compare`` classify at once with a strategy that calls a model
+DEFAULT_EVAL_CONCURRENCY: Final = 8
 #: The environment variable that names the config file when ``--config`` is not given.
 CONFIG_ENV: Final = "ASYNCROUTER_CONFIG"
 #: The config file used when neither ``--config`` nor ``$ASYNCROUTER_CONFIG`` is given.
@@ -604,11 +612,21 @@ def _cmd_classify(ctx: _Ctx) -> int:
     from ._engine import Router
 
     _, config = _load_config(ctx)
-    router = Router(config)  # classify() needs no open session: no I/O at all
     kwargs: dict[str, Any] = {"model": ctx.args.model}
     if ctx.args.max_tokens is not None:
         kwargs["max_tokens"] = ctx.args.max_tokens
-    d = router.classify(_prompt_arg(ctx.args.prompt), **kwargs)
+    prompt = _prompt_arg(ctx.args.prompt)
+    strategy = ctx.args.classifier or "rules"
+    if strategy == "rules":
+        d = Router(_with_strategy(config, "rules")).classify(prompt, **kwargs)  # no I/O at all
+    else:
+        run_config = _with_strategy(config, strategy, ctx.args.trained_model)
+
+        async def go() -> RoutingDecision:
+            async with Router(run_config) as router:
+                return await router.aclassify(prompt, **kwargs)
+
+        d = _run(go)
     if ctx.json:
         ctx.emit_json(d.to_dict())
         return EXIT_OK
@@ -636,8 +654,25 @@ def _cmd_classify(ctx: _Ctx) -> int:
         rows.append(("skipped", "; ".join(f"{a} ({r})" for a, r in d.skipped)))
     if d.profile:
         rows.append(("profile", d.profile))
-    ctx.out.print(_kv_table("Routing decision (no model called)", rows))
+    title = "Routing decision (no model called)" if strategy == "rules" else f"Routing decision ({strategy} classifier)"
+    ctx.out.print(_kv_table(title, rows))
     return EXIT_OK
+
+
+def _with_strategy(config: Config, strategy: str, trained_model: str | None = None) -> Config:
+    """The config with ``classifier.strategy`` (and ``trained_model``) replaced, validated: an llm strategy
+    needs its model, an embeddings one its embeddings model and trained index."""
+    if strategy == config.classifier.strategy and trained_model is None:
+        return config
+    data = config.model_dump(exclude_unset=True)
+    data["classifier"] = {**data.get("classifier", {}), "strategy": strategy}
+    if trained_model is not None:
+        data["classifier"]["trained_model"] = trained_model
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        raise _Exit(f"--classifier {strategy}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 # ------------------------------------------------------------------------------------------------- eval
@@ -653,7 +688,13 @@ def _cmd_eval(ctx: _Ctx) -> int:
         examples = load_eval_data(ctx.args.data) if ctx.args.data else load_bundled_eval_data()
     except ConfigError as exc:
         raise _Exit(f"cannot load eval data: {exc}") from None
-    report = evaluate(Classifier(), examples, split=ctx.args.split)
+    strategy = ctx.args.classifier or "rules"
+    if strategy == "rules":
+        report = evaluate(Classifier(), examples, split=ctx.args.split)
+    else:
+        _, config = _load_config(ctx)
+        run_config = _with_strategy(config, strategy, ctx.args.trained_model)
+        report = _run(lambda: _evaluate_strategy(run_config, examples, ctx.args.split))
     if report.total == 0:
         raise _Exit(f"no examples to evaluate in {data}" + (f" (split {ctx.args.split!r})" if ctx.args.split else ""))
     if ctx.json:
@@ -661,6 +702,151 @@ def _cmd_eval(ctx: _Ctx) -> int:
         return EXIT_OK
     ctx.out.print(Text(f"Data: {data}"))
     ctx.out.print(Text(report.format_report(max_errors=ctx.args.max_errors)))
+    return EXIT_OK
+
+
+async def _evaluate_strategy(config: Config, examples: Sequence[EvalExample], split: str | None) -> EvalReport:
+    """Score the llm or embeddings strategy on ``examples``: ``Router.aclassify`` on each, a few at a time."""
+    from ._engine import Router
+    from ._eval import score
+
+    chosen = [ex for ex in examples if split is None or ex.split == split]
+    found: list[Classification | None] = [None] * len(chosen)
+    limiter = anyio.CapacityLimiter(DEFAULT_EVAL_CONCURRENCY)
+    async with Router(config) as router:
+
+        async def one(i: int) -> None:
+            ex = chosen[i]
+            messages = [{"role": "user", "content": ex.prompt}]
+            if ex.system:
+                messages.insert(0, {"role": "system", "content": ex.system})
+            async with limiter:
+                found[i] = (await router.aclassify(messages=messages)).classification
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(chosen)):
+                tg.start_soon(one, i)
+    return score((ex, c) for ex, c in zip(chosen, found, strict=True) if c is not None)
+
+
+def _cmd_compare(ctx: _Ctx) -> int:
+    """mmrouter's ``compare``: every classifier strategy the config can run, on one labelled set."""
+    import time
+
+    from ._classifier import Classifier
+    from ._eval import BOTH, BUNDLED_EVAL_DATA, evaluate, load_bundled_eval_data, load_eval_data
+
+    _, config = _load_config(ctx)
+    cl = config.classifier
+    trained = ctx.args.trained_model or cl.trained_model
+    available = {"rules": True, "llm": cl.model is not None, "embeddings": bool(cl.embedding_model and trained)}
+    wanted = ctx.args.classifiers.split(",") if ctx.args.classifiers else [k for k, ok in available.items() if ok]
+    for name in wanted:
+        if name not in available:
+            raise _Exit(f"unknown classifier {name!r}; known: {', '.join(available)}")
+    data: str = ctx.args.data or f"asyncrouter/data/{BUNDLED_EVAL_DATA}"
+    try:
+        examples = load_eval_data(ctx.args.data) if ctx.args.data else load_bundled_eval_data()
+    except ConfigError as exc:
+        raise _Exit(f"cannot load eval data: {exc}") from None
+    rows: list[dict[str, Any]] = []
+    for name in wanted:
+        started = time.perf_counter()
+        if name == "rules":
+            report = evaluate(Classifier(), examples, split=ctx.args.split)
+        else:
+            run_config = _with_strategy(config, name, ctx.args.trained_model if name == "embeddings" else None)
+            report = _run(functools.partial(_evaluate_strategy, run_config, examples, ctx.args.split))
+        acc = report.accuracy
+        rows.append(
+            {
+                "classifier": name,
+                "examples": report.total,
+                "overall": acc.get(BOTH),
+                "complexity": acc.get("complexity"),
+                "category": acc.get("category"),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+    if ctx.json:
+        ctx.emit_json({"data": data, "results": rows})
+        return EXIT_OK
+    table = Table(title=f"Classifiers on {data}")
+    for col in ("classifier", "examples", "overall", "complexity", "category", "time"):
+        table.add_column(col, justify="left" if col == "classifier" else "right")
+    for row in rows:
+        table.add_row(
+            row["classifier"],
+            str(row["examples"]),
+            *(f"{row[k]:.1%}" if row[k] is not None else "-" for k in ("overall", "complexity", "category")),
+            f"{row['seconds']:.2f}s",
+        )
+    ctx.out.print(table)
+    missing = [k for k, ok in available.items() if not ok and k not in wanted]
+    if missing:
+        ctx.note(
+            "not compared (not configured): "
+            + ", ".join(
+                f"{k} (set classifier.model)"
+                if k == "llm"
+                else f"{k} (set classifier.embedding_model and trained_model)"
+                for k in missing
+            )
+        )
+    return EXIT_OK
+
+
+def _cmd_train(ctx: _Ctx) -> int:
+    """mmrouter's ``train``: fit the embeddings strategy's index on labelled data and save it."""
+    from ._embeddings import DEFAULT_EVAL_SPLIT
+    from ._engine import Router
+    from ._eval import BUNDLED_TRAINING_DATA, load_bundled_training_data, load_eval_data
+
+    _, config = _load_config(ctx)
+    data: str = ctx.args.data or f"asyncrouter/data/{BUNDLED_TRAINING_DATA} (bundled development set)"
+    try:
+        examples = load_eval_data(ctx.args.data) if ctx.args.data else load_bundled_training_data()
+    except ConfigError as exc:
+        raise _Exit(f"cannot load training data: {exc}") from None
+    split = DEFAULT_EVAL_SPLIT if ctx.args.eval_split is None else ctx.args.eval_split
+    if not 0.0 <= split < 1.0:
+        raise _Exit("--eval-split must be at least 0 and below 1")
+    output = Path(ctx.args.output)
+    if output.exists() and any(output.iterdir()) and not ctx.args.force:
+        raise _Exit(f"{output} exists and is not empty (--force replaces the index in it)")
+
+    async def go() -> tuple[EmbeddingIndex, TrainReport]:
+        async with Router(config) as router:
+            return await router.atrain_classifier(
+                examples, model=ctx.args.embedding_model, eval_split=split, seed=ctx.args.seed, k=ctx.args.k
+            )
+
+    try:
+        index, report = _run(go)
+    except ValueError as exc:
+        raise _Exit(str(exc)) from None
+    index.save(output)
+    if ctx.json:
+        ctx.emit_json({"data": data, "output": str(output), **report.to_dict()})
+        return EXIT_OK
+    rows: list[tuple[str, object]] = [
+        ("data", data),
+        ("embeddings model", report.model_id),
+        ("examples", f"{report.train_size} train, {report.eval_size} eval, {report.skipped} skipped (unlabelled)"),
+        ("dimensions", report.dim),
+        ("neighbours (k)", report.k),
+        ("tokens", report.input_tokens),
+    ]
+    for name in ("complexity", "category", "complexity+category"):
+        if name in report.accuracy:
+            rows.append((f"eval accuracy: {name}", f"{report.accuracy[name]:.1%}"))
+    rows.append(("saved to", str(output)))
+    ctx.out.print(_kv_table("Embeddings classifier trained", rows))
+    embedder = ctx.args.embedding_model or config.classifier.embedding_model
+    ctx.note(
+        f"use it: classifier: {{strategy: embeddings, embedding_model: {embedder}, trained_model: {output}}}, "
+        f"or --classifier embeddings --trained-model {output}"
+    )
     return EXIT_OK
 
 
@@ -1818,9 +2004,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=_non_negative_float, help="sampling temperature")
     p.add_argument("--stream", action="store_true", help="print the reply as it arrives")
 
+    strategies = ("rules", "llm", "embeddings")
     p = add("classify", _cmd_classify, "show the routing decision (no model is called)", config, model, as_json)
     p.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     p.add_argument("--max-tokens", type=_positive_int, help="output token cap (changes the cost estimate)")
+    p.add_argument(
+        "--classifier",
+        choices=strategies,
+        help="rules (default: no call), or the config's llm / embeddings model labels the prompt (one call)",
+    )
+    p.add_argument("--trained-model", metavar="DIR", help="embeddings: the index `asyncrouter train` wrote")
 
     p = add("eval", _cmd_eval, "measure the classifier on a labelled data set (no config needed)", config, as_json)
     p.add_argument(
@@ -1830,6 +2023,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", help="only examples of this split (e.g. test)")
     p.add_argument("--max-errors", type=int, default=20, help="misclassified prompts to list (default: 20)")
+    p.add_argument(
+        "--classifier", choices=strategies, help="rules (default), or llm / embeddings as configured (calls a model)"
+    )
+    p.add_argument("--trained-model", metavar="DIR", help="embeddings: the index `asyncrouter train` wrote")
+
+    p = add(
+        "compare", _cmd_compare, "every classifier strategy the config can run, on one labelled set", config, as_json
+    )
+    p.add_argument("--data", metavar="FILE", help="labelled examples (default: the bundled hold-out set)")
+    p.add_argument("--split", help="only examples of this split (e.g. test)")
+    p.add_argument("--classifiers", metavar="LIST", help="comma-separated, e.g. rules,llm (default: all configured)")
+    p.add_argument("--trained-model", metavar="DIR", help="embeddings: the index `asyncrouter train` wrote")
+
+    p = add("train", _cmd_train, "fit the embeddings classifier on labelled prompts and save it", config, as_json)
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="where to save the index")
+    p.add_argument("--data", metavar="FILE", help="labelled examples (default: the bundled development set)")
+    p.add_argument("--eval-split", type=float, help="share of each label cell held out to measure (default: 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default: 0)")
+    p.add_argument("--k", type=_positive_int, help="neighbours that vote (default: classifier.k)")
+    p.add_argument("--embedding-model", metavar="ALIAS", help="default: classifier.embedding_model")
+    p.add_argument("--force", action="store_true", help="write into a non-empty directory")
 
     p = add("batch", _cmd_batch, "route a JSONL or text file to JSONL (resumable)", config, model)
     p.add_argument(

@@ -9,7 +9,7 @@ over the same text: ``re.compile(r"\\w+").findall`` and a ``findall`` over one b
 English keywords. Times are ``time.perf_counter_ns`` per call, many iterations, garbage collection disabled while
 timing; p50/p99 in microseconds and the classifier-to-floor ratios are printed.
 
-Accuracy: :func:`asyncrouter._eval.evaluate` on ``benchmarks/data/dev_set.yaml``, train and test splits apart
+Accuracy: :func:`asyncrouter._eval.evaluate` on ``asyncrouter/data/dev_set.yaml``, train and test splits apart
 (the classifier was fitted on ``train`` only), and on ``asyncrouter/data/holdout_v2.yaml``, a second labelled set
 written before the classifier was retuned for issue #3 and never tuned on; overall and per language. The hold-out
 ships inside the package (``asyncrouter eval`` scores it when given no ``--data``); this is its only copy.
@@ -34,7 +34,7 @@ from typing import Any
 from asyncrouter._classifier import _TABLES, Classifier
 from asyncrouter._eval import bundled_eval_data, evaluate, load_eval_data
 
-DEFAULT_DATA = Path(__file__).parent / "data" / "dev_set.yaml"
+DEFAULT_DATA = Path(__file__).parent.parent / "asyncrouter" / "data" / "dev_set.yaml"
 DEFAULT_HOLDOUT = Path(str(bundled_eval_data()))
 DEFAULT_ITERATIONS = 2000
 

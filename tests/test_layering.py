@@ -32,6 +32,8 @@ ALLOWED: dict[str, set[str] | str] = {
     "_pricing": CORE,
     "_budget": CORE | {"_pricing"},
     "_meta": CORE,
+    "_strategies": CORE | {"_classifier"},
+    "_embeddings": CORE | {"_eval", "providers"},
     "_planner": CORE | {"_classifier"},
     "_alerts": CORE | {"_http", "_budget", "_breaker"},
     "_breaker_sync": CORE | {"_breaker"},
@@ -53,7 +55,7 @@ OWNERS = {
     "pybreaker": ("_breaker",),
     "redis": ("_budget", "_breaker_sync", "_redis"),
 }
-NO_IO = {"_classifier", "_planner", "_quality", "_sse", "_tokens", "_meta", "_eval"}
+NO_IO = {"_classifier", "_planner", "_quality", "_sse", "_tokens", "_meta", "_eval", "_strategies"}
 IO_MODULES = {"anyio", "asyncio", "aiohttp", "aiosqlite", "socket", "time", "sqlite3", "redis"}
 
 

@@ -8,13 +8,14 @@ HTTP path is shared by all of them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._config import ModelConfig
 from .._models import ChatRequest, ChatResponse, StreamEvent, Usage
 from .._tokens import estimate_messages_tokens, estimate_tokens
 
-__all__ = ["Provider", "StreamDecoder", "normalise_finish_reason", "usage_or_estimate"]
+__all__ = ["EmbeddingReply", "Provider", "StreamDecoder", "normalise_finish_reason", "usage_or_estimate"]
 
 _FINISH = {
     "stop": "stop",
@@ -78,6 +79,32 @@ class Provider(Protocol):
     def stream_decoder(self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]) -> StreamDecoder:
         """A fresh decoder for one streamed reply."""
         ...
+
+
+@dataclass(slots=True)
+class EmbeddingReply:
+    """The reply to one embeddings call: one vector per input text, in input order.
+
+    Attributes:
+        vectors: the embeddings, ``vectors[i]`` for the i-th text, as the provider sent them (not normalised).
+        input_tokens: the provider's ``usage.prompt_tokens``, or an estimate when it sent none.
+        estimated: whether ``input_tokens`` is an estimate.
+        request_id: the provider's request id, when it sent one.
+        provider_model: the model the provider says answered, when it said.
+
+    .. versionadded:: 0.1
+    """
+
+    vectors: list[list[float]]
+    input_tokens: int
+    estimated: bool = False
+    request_id: str | None = None
+    provider_model: str | None = None
+
+    @property
+    def dimensions(self) -> int:
+        """The length of each vector (0 when there are none)."""
+        return len(self.vectors[0]) if self.vectors else 0
 
 
 def text_of(content: Any) -> str:

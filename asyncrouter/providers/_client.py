@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from .._config import ModelConfig
-from .._exceptions import ProviderError
+from .._exceptions import ConfigError, ProviderError
 from .._http import HTTPClient
 from .._models import ChatRequest, ChatResponse, StreamEvent
 from .._types import Clock
 from ._anthropic import AnthropicFormat
-from ._base import Provider
+from ._base import EmbeddingReply, Provider
 from ._keys import KeyPool
 from ._ollama import OllamaNativeFormat
 from ._openai import OpenAIFormat
 
-__all__ = ["ModelClient", "provider_for"]
+__all__ = ["ModelClient", "embeddings_format", "provider_for"]
 
 _ANTHROPIC = AnthropicFormat()
 _OLLAMA_NATIVE = OllamaNativeFormat()
@@ -32,6 +32,21 @@ def provider_for(model: ModelConfig) -> Provider:
     return _OPENAI_FAMILY[model.provider]
 
 
+def embeddings_format(model: ModelConfig) -> OpenAIFormat | None:
+    """The format that embeds texts for *model*, or ``None`` when its API has no embeddings endpoint.
+
+    The OpenAI family has one (``POST {base_url}/embeddings``); Anthropic's Messages API and Ollama's native
+    ``/api/chat`` configuration do not (Ollama with ``api: openai`` does).
+
+    .. versionadded:: 0.1
+    """
+    fmt = provider_for(model)
+    return fmt if isinstance(fmt, OpenAIFormat) else None
+
+
+_EMBEDDING_KINDS = ", ".join(k for k in _OPENAI_KINDS if k != "ollama")
+
+
 class ModelClient:
     """Calls one model: picks a key, sends through the shared session, feeds errors back to the key pool.
 
@@ -39,7 +54,17 @@ class ModelClient:
     call, so the engine sees every failure.
     """
 
-    __slots__ = ("_http", "_stream_url", "_url", "config", "endpoint", "format", "keys")
+    __slots__ = (
+        "_embeddings",
+        "_embeddings_url",
+        "_http",
+        "_stream_url",
+        "_url",
+        "config",
+        "endpoint",
+        "format",
+        "keys",
+    )
 
     def __init__(self, config: ModelConfig, *, http: HTTPClient, clock: Clock) -> None:
         self.config = config
@@ -48,6 +73,8 @@ class ModelClient:
         self._http = http
         self._url = self.format.url(config, stream=False)
         self._stream_url = self.format.url(config, stream=True)
+        self._embeddings = embeddings_format(config)
+        self._embeddings_url = self._embeddings.embeddings_url(config) if self._embeddings is not None else None
         #: breaker key for the provider endpoint this model lives on
         self.endpoint = f"{config.provider}:{config.resolved_base_url}"
 
@@ -61,6 +88,68 @@ class ModelClient:
     @property
     def provider(self) -> str:
         return self.config.provider
+
+    @property
+    def model_id(self) -> str:
+        """The provider's model string (``model_id`` in the config)."""
+        return self.config.model_id
+
+    @property
+    def supports_embeddings(self) -> bool:
+        """Whether :meth:`embed` can work: the model's API has an embeddings endpoint."""
+        return self._embeddings is not None
+
+    async def embed(
+        self, texts: Sequence[str], *, timeout: float | None = None, dimensions: int | None = None
+    ) -> EmbeddingReply:
+        """Embed *texts* in one ``POST {base_url}/embeddings`` call (the OpenAI wire format).
+
+        Keys rotate and failures are reported to the key pool as for :meth:`complete`. No texts, no call.
+
+        Args:
+            texts: the inputs; the provider's limits apply (OpenAI: 2,048 inputs and 300,000 tokens a call).
+            timeout: seconds for the whole call; defaults to the model's ``timeout``.
+            dimensions: ask for shorter vectors (OpenAI's text-embedding-3 models and some others).
+
+        Returns:
+            One vector per text, in order, with the provider's token count (estimated when it sent none).
+
+        Raises:
+            ConfigError: the model's provider has no embeddings endpoint (``anthropic``, or ``ollama`` with
+                ``api: native``); no request is sent.
+            ProviderError: the call failed; :class:`~asyncrouter.MalformedResponse` when the reply is not an
+                embeddings reply for these texts.
+
+        .. versionadded:: 0.1
+        """
+        cfg = self.config
+        fmt, url = self._embeddings, self._embeddings_url
+        if fmt is None or url is None:
+            api = ", api: native" if cfg.provider == "ollama" else ""
+            raise ConfigError(
+                f"model {cfg.name!r} (provider {cfg.provider}{api}) has no embeddings endpoint; embeddings need an "
+                f"OpenAI-compatible provider ({_EMBEDDING_KINDS}) or ollama with `api: openai`"
+            )
+        texts = list(texts)
+        if not texts:
+            return EmbeddingReply([], 0)
+        key = self.keys.acquire()
+        try:
+            reply = await self._http.post_json(
+                url,
+                headers=fmt.headers(cfg, key),
+                body=fmt.build_embeddings_request(texts, cfg, dimensions=dimensions),
+                timeout=timeout or cfg.timeout,
+                provider=cfg.provider,
+                model=cfg.name,
+                secrets=self.keys.secrets,
+            )
+        except ProviderError as exc:
+            self.keys.report(key, exc)
+            raise
+        result = fmt.parse_embeddings_response(reply.data, model=cfg, texts=texts)
+        result.request_id = reply.request_id
+        return result
 
     async def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         """One non-streamed call. Raises a :class:`~asyncrouter.ProviderError` subclass on failure."""

@@ -1,9 +1,19 @@
 """The OpenAI Chat Completions wire format and its family: OpenAI, OpenRouter, HuggingFace, Ollama's /v1
-endpoint and any OpenAI-compatible server (vLLM, Together, Groq, ...)."""
+endpoint and any OpenAI-compatible server (vLLM, Together, Groq, ...).
+
+The family's embeddings endpoint, ``POST {base_url}/embeddings``, is here too (:meth:`OpenAIFormat.
+build_embeddings_request` and :meth:`OpenAIFormat.parse_embeddings_response`): OpenAI, Ollama's /v1, Gemini's
+OpenAI-compatible endpoint, vLLM and most OpenAI-compatible servers speak it.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
+import sys
+from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,7 +22,8 @@ from .._exceptions import MalformedResponse, StreamInterrupted
 from .._http import error_from_payload
 from .._models import ChatDelta, ChatRequest, ChatResponse, StreamEvent, Usage
 from .._sse import SSEParser
-from ._base import normalise_finish_reason, text_of, usage_or_estimate
+from .._tokens import estimate_tokens
+from ._base import EmbeddingReply, normalise_finish_reason, text_of, usage_or_estimate
 
 __all__ = ["OpenAIFormat"]
 
@@ -66,6 +77,34 @@ def _without_cache_marks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
             ]
         out.append(copy)
     return out
+
+
+def _embedding_vector(raw: Any) -> list[float] | None:
+    """One ``embedding`` value as floats: a JSON array of numbers, or base64 of little-endian float32 (what a
+    server sends that ignored ``encoding_format: "float"``). ``None`` when it is neither, or not finite."""
+    values: array[float]
+    if isinstance(raw, list):
+        try:
+            values = array("d", raw)  # C speed; rejects strings, None and nested lists
+        except (TypeError, OverflowError):
+            return None
+    elif isinstance(raw, str):
+        try:
+            packed = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if len(packed) % 4:
+            return None
+        values = array("f")
+        values.frombytes(packed)
+        if sys.byteorder == "big":
+            values.byteswap()
+    else:
+        return None
+    # one sum finds any NaN or infinity (they survive addition); a cosine over them would be meaningless
+    if not values or not math.isfinite(sum(values)):
+        return None
+    return values.tolist()
 
 
 class OpenAIFormat:
@@ -144,6 +183,73 @@ class OpenAIFormat:
 
     def stream_decoder(self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]) -> _OpenAIStream:
         return _OpenAIStream(self.kind, model.name, request, secrets)
+
+    # -------------------------------------------------------------------------------------------- embeddings
+
+    def embeddings_url(self, model: ModelConfig) -> str:
+        """The embeddings endpoint of *model*: ``{base_url}/embeddings`` (Ollama: ``{base_url}/v1/embeddings``)."""
+        base = model.resolved_base_url
+        if self.kind == "ollama" and not base.endswith("/v1"):
+            base += "/v1"
+        return base + "/embeddings"
+
+    def build_embeddings_request(
+        self, texts: Sequence[str], model: ModelConfig, *, dimensions: int | None = None
+    ) -> dict[str, Any]:
+        """The JSON body embedding *texts*: always a list ``input`` and float vectors.
+
+        ``dimensions`` (OpenAI's text-embedding-3 models, some compatible servers) asks for shorter vectors.
+        """
+        body: dict[str, Any] = {"model": model.model_id, "input": list(texts), "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        return body
+
+    def parse_embeddings_response(self, data: Any, *, model: ModelConfig, texts: Sequence[str]) -> EmbeddingReply:
+        """An embeddings reply as an :class:`EmbeddingReply`, vectors in the order of *texts*.
+
+        ``data[i].embedding`` is placed by ``data[i].index`` (positions are used when no item has an index);
+        usage missing from the reply is estimated and marked.
+
+        Raises:
+            MalformedResponse: no ``data`` list, an item without a numeric vector, indexes that are not each
+                input's exactly once, vectors of different lengths, or a count that does not match *texts*.
+        """
+
+        def bad(message: str) -> MalformedResponse:
+            return MalformedResponse(message, provider=self.kind, model=model.name)
+
+        items = data.get("data") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping) or not isinstance(items, list):
+            raise bad("embeddings reply has no data list")
+        n = len(texts)
+        if len(items) != n:
+            raise bad(f"embeddings reply has {len(items)} vectors for {n} inputs")
+        vectors: list[list[float] | None] = [None] * n
+        positional = all(isinstance(item, Mapping) and "index" not in item for item in items)
+        for position, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise bad(f"embeddings reply data[{position}] is not an object")
+            index = position if positional else item.get("index")
+            if type(index) is not int or not 0 <= index < n or vectors[index] is not None:
+                raise bad(f"embeddings reply data[{position}] has a missing, repeated or out-of-range index")
+            vector = _embedding_vector(item.get("embedding"))
+            if vector is None:
+                raise bad(f"embeddings reply data[{position}].embedding is not a vector of finite numbers")
+            vectors[index] = vector
+        ordered = [v for v in vectors if v is not None]  # all set: n distinct indexes in range(n)
+        if ordered and any(len(v) != len(ordered[0]) for v in ordered):
+            raise bad("embeddings reply vectors differ in length")
+        usage = data.get("usage")
+        tokens = usage.get("prompt_tokens") if isinstance(usage, Mapping) else None
+        provider_model = data.get("model")
+        reply = EmbeddingReply(ordered, 0, provider_model=provider_model if isinstance(provider_model, str) else None)
+        if type(tokens) is int and tokens >= 0:
+            reply.input_tokens = tokens
+        else:
+            reply.input_tokens = sum(estimate_tokens(text) for text in texts)
+            reply.estimated = True
+        return reply
 
 
 class _OpenAIStream:

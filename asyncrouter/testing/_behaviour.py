@@ -55,6 +55,8 @@ WireFormat: TypeAlias = Literal["openai", "openrouter", "anthropic", "ollama"]
 
 DEFAULT_REPLY_WORDS: Final = 30
 DEFAULT_RETRY_AFTER: Final = 1.0
+#: Dimensions of the vectors a fake model returns from ``/v1/embeddings`` unless told otherwise.
+DEFAULT_EMBEDDING_DIM: Final = 256
 HEDGE_PREFIX: Final = "I'm not sure, but"
 REFUSAL_TEXT: Final = "I can't help with that."
 
@@ -144,10 +146,12 @@ class FakeModel:
         cost_per_1k_input: price hint used by :meth:`FakeProviderServer.config_dict`; the server ignores it.
         cost_per_1k_output: price hint used by :meth:`FakeProviderServer.config_dict`.
         tags: tags copied into :meth:`FakeProviderServer.config_dict`.
+        embedding_dim: dimensions of the vectors the model returns from ``POST /v1/embeddings`` (a request's
+            ``dimensions`` may ask for fewer).
 
     Raises:
-        ValueError: a rate outside [0, 1], an unknown fault kind, fault probabilities summing above 1, or a
-            negative duration.
+        ValueError: a rate outside [0, 1], an unknown fault kind, fault probabilities summing above 1, a
+            negative duration, or a non-positive ``embedding_dim``.
 
     .. versionadded:: 0.1
     """
@@ -169,6 +173,7 @@ class FakeModel:
     cost_per_1k_input: float | None = None
     cost_per_1k_output: float | None = None
     tags: tuple[str, ...] = ()
+    embedding_dim: int = DEFAULT_EMBEDDING_DIM
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -194,6 +199,8 @@ class FakeModel:
             raise ValueError("reply_words must be >= 0 (and low <= high for a range)")
         if self.context_window is not None and self.context_window <= 0:
             raise ValueError("context_window must be positive")
+        if self.embedding_dim < 1:
+            raise ValueError("embedding_dim must be positive")
 
     @property
     def word_range(self) -> tuple[int, int]:

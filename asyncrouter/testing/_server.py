@@ -4,6 +4,8 @@ Endpoints (one server, every format, told apart by path as the real services are
 
     POST /v1/chat/completions         OpenAI format (also HuggingFace router, Ollama's /v1, OpenAI-compatible)
     POST /api/v1/chat/completions     OpenRouter
+    POST /v1/embeddings               OpenAI embeddings (float or base64 vectors; see ._vectors)
+    POST /api/v1/embeddings           the same, with OpenRouter's error bodies
     POST /v1/messages                 Anthropic Messages API
     POST /api/chat                    Ollama native (NDJSON streaming)
     GET  /v1/models                   OpenAI listing (Anthropic's when an anthropic-version header is sent)
@@ -13,6 +15,12 @@ Endpoints (one server, every format, told apart by path as the real services are
 A chat request goes through the same steps as at a real provider: key check (401), request validation (400),
 model lookup (404), context window (400), then at most one fault (per-key script, then the model's scripted
 queue, then its random faults), then the model's latency and the reply, streamed or not.
+
+An embeddings request goes through the same steps (key check, validation, model lookup, each input against
+the context window, at most one fault), then gets one deterministic unit vector per input from
+:func:`~._vectors.fake_embedding`, ``embedding_dim`` dimensions (or the request's smaller ``dimensions``).
+Faults that need a stream act as they do on a non-streamed chat; ``"empty"`` answers with no embeddings and
+``"truncated"`` with one fewer than asked for.
 
 Anthropic prompt caching is played too: a request whose blocks carry ``cache_control`` writes each marked
 prefix to a per-model cache that lives as long as the server (or until :meth:`FakeProviderServer.reset`), and
@@ -25,6 +33,7 @@ the usage they always got.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import time
@@ -37,7 +46,7 @@ from typing import Any, Final, Literal, Self
 
 from aiohttp import web
 
-from asyncrouter._tokens import estimate_messages_tokens
+from asyncrouter._tokens import estimate_messages_tokens, estimate_tokens
 from asyncrouter._types import ProviderName
 
 from ._behaviour import (
@@ -64,6 +73,7 @@ from ._formats import (
     OpenRouterFormat,
     anthropic_cache_plan,
 )
+from ._vectors import embeddings_body, fake_embedding, parse_embeddings_request
 
 __all__ = ["ALL_PROVIDERS", "DEFAULT_HOST", "FakeProviderServer", "default_fleet"]
 
@@ -292,6 +302,8 @@ class FakeProviderServer:
         app.router.add_post("/api/v1/chat/completions", self._handle_openrouter)
         app.router.add_post("/v1/messages", self._handle_anthropic)
         app.router.add_post("/api/chat", self._handle_ollama)
+        app.router.add_post("/v1/embeddings", self._handle_openai_embeddings)
+        app.router.add_post("/api/v1/embeddings", self._handle_openrouter_embeddings)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/api/v1/models", self._handle_openrouter_models)
         app.router.add_get("/api/tags", self._handle_ollama_tags)
@@ -605,6 +617,12 @@ class FakeProviderServer:
     async def _handle_ollama(self, request: web.Request) -> web.StreamResponse:
         return await self._chat(request, _OLLAMA)
 
+    async def _handle_openai_embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._embeddings(request, _OPENAI)
+
+    async def _handle_openrouter_embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._embeddings(request, _OPENROUTER)
+
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         fmt: Format = _ANTHROPIC if "anthropic-version" in request.headers else _OPENAI
         key = fmt.api_key(request.headers)
@@ -740,6 +758,104 @@ class FakeProviderServer:
         await self._pause(delay)
         return await self._complete(exchange, fmt, reply, rec, fault, ctx, headers)
 
+    # ---------------------------------------------------------------------------------------- embeddings
+
+    async def _embeddings(self, request: web.Request, fmt: OpenAIFormat) -> web.StreamResponse:
+        exchange = _Exchange(request)
+        try:
+            return await self._embeddings_exchange(exchange, fmt)
+        except _Closing:
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            return exchange.response or web.Response(status=503)
+
+    async def _embeddings_exchange(self, exchange: _Exchange, fmt: OpenAIFormat) -> web.StreamResponse:
+        request = exchange.request
+        raw = await request.read()
+        body: Any
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        model_name = body.get("model") if isinstance(body, dict) else None
+        model_name = model_name if isinstance(model_name, str) else None
+        key = fmt.api_key(request.headers)
+        rec = self._record(request, fmt.name, body, model_name, key)
+        ctx = ErrorContext(model=model_name, api_key=key, request_token=self._token())
+
+        denied = self._auth(fmt, key, ctx)
+        if denied is not None:
+            return self._error_response(rec, denied)
+        try:
+            ereq = parse_embeddings_request(body)
+        except Invalid as exc:
+            return self._error_response(rec, fmt.error("invalid", replace(ctx, message=exc.message, param=exc.param)))
+        model = self._models.get(ereq.model)
+        if model is None:
+            return self._error_response(rec, fmt.error("not_found", ctx))
+        if ereq.dimensions is not None and ereq.dimensions > model.embedding_dim:
+            message = f"This model's embeddings have {model.embedding_dim} dimensions; 'dimensions' must not exceed it."
+            return self._error_response(rec, fmt.error("invalid", replace(ctx, message=message, param="dimensions")))
+        tokens = [estimate_tokens(text) for text in ereq.inputs]
+        ctx = replace(
+            ctx, retry_after=model.retry_after, prompt_tokens=max(tokens), context_window=model.context_window
+        )
+        if model.context_window is not None and max(tokens) > model.context_window:
+            return self._error_response(rec, fmt.error("context_length", ctx))
+
+        dim = ereq.dimensions or model.embedding_dim
+        request_key = f"embeddings\x1d{dim}\x1d" + "\x1e".join(ereq.inputs)
+        repeat = self._repeats[(model.name, request_key)]
+        self._repeats[(model.name, request_key)] = repeat + 1
+        rng = request_rng(self._seed, model.name, request_key, repeat)
+        fault_draw = rng.random()
+        fault: FaultKind | None
+        if key is not None and key in self._key_faults:
+            fault = self._key_faults[key]
+        elif self._scripts.get(model.name):
+            fault = self._scripts[model.name].popleft()
+        else:
+            fault = model.pick_fault(fault_draw)
+        rec.fault = fault
+
+        if fault in _HTTP_FAULTS:
+            return self._error_response(rec, fmt.error(fault, ctx))
+        if fault == "mid_stream_error":
+            if fmt.name == "openrouter":
+                return self._error_response(rec, fmt.error("502", ctx), status=200)
+            return self._error_response(rec, fmt.error("500", ctx))
+        if fault == "timeout":
+            await self._wait_closing()
+        if fault == "reset":
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
+
+        jitter = rng.uniform(-model.latency_jitter, model.latency_jitter) if model.latency_jitter else 0.0
+        headers = fmt.response_headers(f"{rng.getrandbits(96):024x}")
+        vectors: list[list[float]] = [list(_cached_embedding(text, dim)) for text in ereq.inputs]
+        if fault == "empty":
+            vectors = []
+        elif fault == "truncated":
+            vectors = vectors[:-1]
+        payload = embeddings_body(ereq, vectors, prompt_tokens=sum(tokens), usage=model.usage)
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        await self._pause(max(0.0, model.latency + jitter))
+        rec.status = 200
+        if fault == "malformed_json":
+            return web.Response(body=data[: len(data) // 2], headers=headers, content_type=JSON_CONTENT_TYPE)
+        if fault == "truncated_stream":
+            response = web.StreamResponse(status=200, headers={**headers, "Content-Type": JSON_CONTENT_TYPE})
+            response.content_length = len(data)
+            exchange.response = response
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+            exchange.drop()
+            return response
+        return web.Response(body=data, headers=headers, content_type=JSON_CONTENT_TYPE)
+
     def _use_prompt_cache(self, model: str, plan: CachePlan, prompt_tokens: int) -> CacheUsage:
         """Read the longest cached prefix of *plan*, write the rest of its marked prefixes, and say how much."""
         read = 0
@@ -850,6 +966,12 @@ class FakeProviderServer:
         assert closing is not None
         await asyncio.wait((closing,))
         raise _Closing
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_embedding(text: str, dim: int) -> tuple[float, ...]:
+    # training sets are embedded again and again (every eval run, every test): hash each text once
+    return tuple(fake_embedding(text, dim=dim))
 
 
 def _asks_stream(fmt: WireFormat, body: Any) -> bool:

@@ -433,7 +433,7 @@ def test_eval_needs_no_config(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 
 def test_eval_on_the_project_dev_set_by_split(capsys: pytest.CaptureFixture[str]) -> None:
-    dev = Path(__file__).parents[2] / "benchmarks" / "data" / "dev_set.yaml"
+    dev = Path(__file__).parents[2] / "asyncrouter" / "data" / "dev_set.yaml"
     examples = yaml.safe_load(dev.read_text())["examples"]
     report = run_json(capsys, "eval", "--data", str(dev), "--split", "test")
     assert report["total"] == sum(1 for e in examples if e.get("split") == "test")

@@ -30,7 +30,7 @@ from asyncrouter._exceptions import ConfigError
 from asyncrouter._tokens import estimate_messages_tokens, estimate_tokens, message_text
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_SET = ROOT / "benchmarks" / "data" / "dev_set.yaml"
+DEV_SET = ROOT / "asyncrouter" / "data" / "dev_set.yaml"
 HOLDOUT = ROOT / "asyncrouter" / "data" / "holdout_v2.yaml"  # shipped in the package: `asyncrouter eval`'s default
 
 

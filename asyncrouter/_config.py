@@ -41,6 +41,7 @@ __all__ = [
     "CascadeConfig",
     "ClassifierConfig",
     "Config",
+    "HTTPConfig",
     "ModelConfig",
     "PricingConfig",
     "ProfileConfig",
@@ -319,6 +320,29 @@ class FeedbackConfig(_Frozen):
     demote_below: Fraction = 0.35
 
 
+class HTTPConfig(_Frozen):
+    """How the router reaches providers: the connection pool and proxies."""
+
+    #: connections open at once over all providers, and per host (0: no per-host limit)
+    connection_limit: int = Field(default=1000, ge=1)
+    connection_limit_per_host: int = Field(default=0, ge=0)
+    #: a proxy for every provider request, e.g. ``http://user:pass@proxy.corp:3128`` (a secret: it may hold a
+    #: password); https providers are reached through a CONNECT tunnel
+    proxy: SecretStr | None = None
+    #: without ``proxy``: use ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` from the environment, as the
+    #: official SDKs do
+    trust_env: bool = True
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            scheme = v.get_secret_value().split("://", 1)[0].lower() if "://" in v.get_secret_value() else ""
+            if scheme not in ("http", "https"):
+                raise ValueError("a proxy URL starts with http:// or https:// (SOCKS is not supported)")
+        return v
+
+
 class ClassifierConfig(_Frozen):
     """mmrouter's ``classifier`` section: which strategy labels prompts, and when low confidence escalates.
 
@@ -389,6 +413,7 @@ class Config(_Frozen):
     alerts: AlertsConfig = AlertsConfig()
     feedback: FeedbackConfig = FeedbackConfig()
     classifier: ClassifierConfig = ClassifierConfig()
+    http: HTTPConfig = HTTPConfig()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Config:

@@ -197,6 +197,15 @@ def _label_note(label: Label) -> str:
     return f"{label.source} classifier: {label.complexity}/{label.category} (confidence {label.confidence:.2f})"
 
 
+def _proxy_secrets(proxy: Any) -> list[str]:
+    """The credentials in a proxy URL (``http://user:pass@host``), to keep out of records and logs."""
+    if proxy is None:
+        return []
+    value: str = proxy.get_secret_value()
+    userinfo = value.split("://", 1)[-1].rsplit("@", 1)[0] if "@" in value else ""
+    return [part for part in (userinfo, *userinfo.split(":", 1)) if len(part) >= 4]
+
+
 def _decision_params(
     max_tokens: int | None, tools: list[dict[str, Any]] | None, response_format: dict[str, Any] | None
 ) -> _Params:
@@ -305,7 +314,13 @@ class Router:
         self.config: Config = load_config(config)
         self.clock: Clock = clock if clock is not None else AnyioClock()
         self._rng = random.Random(seed)
-        self._http = HTTPClient()
+        http = self.config.http
+        self._http = HTTPClient(
+            limit=http.connection_limit,
+            limit_per_host=http.connection_limit_per_host,
+            proxy=http.proxy.get_secret_value() if http.proxy is not None else None,
+            trust_env=http.trust_env,
+        )
         self._classifier = Classifier()
         self._gates = QualityGates(self.config.quality, custom=quality_gates)
         now = self.clock.time()
@@ -323,7 +338,9 @@ class Router:
         )
         self._tracker: Tracker | None = (
             Tracker(
-                self.config.tracker, clock=self.clock, secrets=[k for m in self.config.models for k in m.key_values()]
+                self.config.tracker,
+                clock=self.clock,
+                secrets=[*(k for m in self.config.models for k in m.key_values()), *_proxy_secrets(http.proxy)],
             )
             if self.config.tracker.path is not None
             else None

@@ -8,16 +8,18 @@ one place where that mapping lives.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import json
 import sys
+import urllib.request
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import aiohttp
 from aiohttp.connector import Connection
@@ -273,6 +275,13 @@ def _status_error(
 ) -> ProviderError:
     """The error for a 3xx or an error status. Redirects are not followed: a POST that moved means a stale
     base_url, and following one elsewhere could carry the key along."""
+    if status == 407:
+        return AuthenticationError(
+            "HTTP 407: the proxy refused its credentials (check http.proxy or HTTPS_PROXY)",
+            provider=provider,
+            model=model,
+            status_code=status,
+        )
     if status < 400:
         location = redact(headers.get("location", "?")[:200], secrets)
         return BadRequestError(
@@ -303,20 +312,32 @@ async def _read_capped(body: aiohttp.StreamReader, limit: int) -> bytes:
 class HTTPClient:
     """One pooled :class:`aiohttp.ClientSession` per Router, opened and closed with it.
 
-    Non-streamed calls (:meth:`post_json`, nearly every routed request) skip the session's request machinery
-    (redirects, cookies, tracing, per-call header assembly and body payload objects): they take a pooled
-    connection from the session's own connector, write the request in one call and read the reply with
-    aiohttp's response parser. That costs about 40% of the client CPU of ``session.post`` (see
-    ``benchmarks/bench_overhead.py``). Streams and webhooks go through the session.
+    Provider calls (:meth:`post_json` and :meth:`stream`) skip the session's request machinery (redirects,
+    cookies, tracing, per-call header assembly and body payload objects): they take a pooled keep-alive
+    connection from the session's own connector (its limits, DNS cache, TLS and proxy tunnels), write the
+    request in one call and read the reply with aiohttp's response parser. That costs about 40% of the client
+    CPU of ``session.post`` (see ``benchmarks/bench_overhead.py``). Webhooks go through the session.
 
     Args:
         limit: maximum simultaneous connections over all hosts.
         limit_per_host: maximum simultaneous connections per host (0: no limit).
+        proxy: a proxy URL for every request (``http://user:pass@host:port``); https targets get a CONNECT
+            tunnel.
+        trust_env: without ``proxy``, take proxies from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``.
     """
 
-    def __init__(self, *, limit: int = DEFAULT_CONNECTION_LIMIT, limit_per_host: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int = DEFAULT_CONNECTION_LIMIT,
+        limit_per_host: int = 0,
+        proxy: str | None = None,
+        trust_env: bool = False,
+    ) -> None:
         self._limit = limit
         self._limit_per_host = limit_per_host
+        self._proxy = URL(proxy) if proxy else None
+        self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._endpoints: dict[str, _Endpoint] = {}
@@ -333,7 +354,11 @@ class HTTPClient:
             )
             # json serialisation is ours (bytes bodies), so no json_serialize here; no cookie jar: stateless APIs.
             self._session = aiohttp.ClientSession(
-                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False, auto_decompress=True
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                raise_for_status=False,
+                auto_decompress=True,
+                trust_env=self._trust_env,
             )
             self._closed = False
 
@@ -420,12 +445,46 @@ class HTTPClient:
             host = f"[{host}]"
         if not target.is_default_port():
             host = f"{host}:{target.port}"
-        endpoint = _Endpoint(
-            target=aiohttp.ClientRequest("POST", target, loop=asyncio.get_running_loop(), session=session),
-            head=f"POST {target.raw_path_qs} HTTP/1.1\r\nHost: {host}\r\n".encode(),
+        proxy, proxy_auth = self._proxy_for(target)
+        head = f"POST {target.raw_path_qs} HTTP/1.1\r\nHost: {host}\r\n"
+        if proxy is not None and target.scheme == "http":
+            # plain http through a proxy: the absolute URL on the request line, the proxy's credentials in a
+            # header (https goes through a CONNECT tunnel instead, which the connector opens with them)
+            head = f"POST {target.with_fragment(None)} HTTP/1.1\r\nHost: {host}\r\n"
+            if proxy_auth is not None:
+                head += f"Proxy-Authorization: {proxy_auth}\r\n"
+        request = aiohttp.ClientRequest(
+            "POST",
+            target,
+            loop=asyncio.get_running_loop(),
+            session=session,
+            proxy=proxy,
+            proxy_headers={"Proxy-Authorization": proxy_auth} if proxy_auth is not None else None,
         )
+        if request.proxy_headers is not None:
+            # the connector adds Host to the proxy headers when it connects, and they are part of the pool's key:
+            # set it first, so the key stays the same and the connection is reused
+            cast("MutableMapping[str, str]", request.proxy_headers)["Host"] = request.headers["Host"]
+        endpoint = _Endpoint(target=request, head=head.encode())
         self._endpoints[url] = endpoint
         return endpoint
+
+    def _proxy_for(self, target: URL) -> tuple[URL | None, str | None]:
+        """The proxy for ``target`` (the configured one, else the environment's when trusted, else none) and
+        its ``Proxy-Authorization`` value when its URL carries credentials."""
+        proxy = self._proxy
+        if proxy is None and self._trust_env:
+            # the standard library's reading of HTTP(S)_PROXY, ALL_PROXY and NO_PROXY, as aiohttp and httpx do
+            if target.host is not None and urllib.request.proxy_bypass(target.host):
+                return None, None
+            value = urllib.request.getproxies().get(target.scheme)
+            proxy = URL(value) if value else None
+        if proxy is None:
+            return None, None
+        if proxy.user is None:
+            return proxy, None
+        credentials = f"{proxy.user}:{proxy.password or ''}".encode("latin-1", "replace")
+        return proxy.with_user(None), f"Basic {base64.b64encode(credentials).decode()}"
 
     async def _open(
         self, request: tuple[_Endpoint, bytes], timeout: float, *, read_timeout: float | None = None
@@ -502,7 +561,14 @@ class HTTPClient:
         """POST a JSON body (webhooks) and return the status; transport errors become ProviderConnectionError."""
         session = self._require()
         try:
-            async with session.post(url, json=dict(body), timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            proxy, proxy_auth = self._proxy_for(URL(url)) if self._proxy is not None else (None, None)
+            async with session.post(
+                url,
+                json=dict(body),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                proxy=proxy,
+                proxy_headers={"Proxy-Authorization": proxy_auth} if proxy_auth is not None else None,
+            ) as resp:
                 await resp.read()
                 return resp.status
         except (TimeoutError, aiohttp.ClientError) as exc:

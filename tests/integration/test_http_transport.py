@@ -13,10 +13,6 @@ import gzip
 import json
 import os
 import random
-import ssl
-import subprocess
-import sys
-import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,14 @@ from asyncrouter import (
     StreamInterrupted,
 )
 from asyncrouter._http import HTTPClient
+from loopback import (
+    LoopbackServer,
+    app_with,
+    content_length,
+    post_from_subprocess,
+    serve_app,
+    tls_server_context,
+)
 
 KW: dict[str, Any] = {"provider": "openai", "model": "m"}
 
@@ -78,47 +82,26 @@ class App:
         await self.runner.cleanup()
 
 
-class RawServer:
-    """A TCP server that answers each request with canned bytes, for replies aiohttp's server will not send."""
+class RawServer(LoopbackServer):
+    """Answers each request with canned bytes, for replies aiohttp's server will not send."""
 
     def __init__(self, reply: Callable[[bytes], bytes | None]) -> None:
+        super().__init__()
         self.reply = reply
         self.received: list[bytes] = []
-        self.connections = 0
-        self.server: asyncio.Server | None = None
-        self.port = 0
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                request = head + await reader.readexactly(length)
-                self.received.append(request)
-                answer = self.reply(request)
-                if answer is None:  # close without a reply
-                    break
-                writer.write(answer)
-                await writer.drain()
-                if b"connection: close" in answer.lower():
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def __aenter__(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            request = head + await reader.readexactly(content_length(head))
+            self.received.append(request)
+            answer = self.reply(request)
+            if answer is None:  # close without a reply
+                return
+            writer.write(answer)
+            await writer.drain()
+            if b"connection: close" in answer.lower():
+                return
 
     def url(self, path: str = "/v1/chat/completions") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -480,81 +463,24 @@ async def test_a_stream_error_status_is_mapped_and_its_connection_dropped(http: 
 # --- TLS ------------------------------------------------------------------------------------------------------------
 
 
-def _tls_server_context(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
-    trustme = pytest.importorskip("trustme", reason="trustme is in the dev extra")
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    return context, ca_file
-
-
 async def test_https_checks_the_servers_certificate(http: HTTPClient, tmp_path: Path) -> None:
-    context, _ = _tls_server_context(tmp_path)
-    app = web.Application()
-    app.router.add_post("/v1/chat", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        with pytest.raises(ProviderConnectionError) as info:
+    context, _ = tls_server_context(tmp_path)
+    async with serve_app(app_with("/v1/chat", echo), ssl_context=context) as port:
+        with pytest.raises(ProviderConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
             await http.post_json(f"https://localhost:{port}/v1/chat", headers={}, body={}, timeout=5, **KW)
-        print(info.value)
-    finally:
-        await runner.cleanup()
 
 
 def test_https_with_a_trusted_ca_from_ssl_cert_file(tmp_path: Path) -> None:
     """A private CA (a corporate proxy's) is trusted through SSL_CERT_FILE, as by every OpenSSL client."""
-    context, ca_file = _tls_server_context(tmp_path)
-    # the server runs in this test's process; the client in a fresh one that reads SSL_CERT_FILE at start
-    script = textwrap.dedent(
-        """
-        import asyncio, sys
-        from asyncrouter._http import HTTPClient
-        async def main():
-            http = HTTPClient()
-            await http.aopen()
-            try:
-                reply = await http.post_json(sys.argv[1], headers={}, body={"tls": True}, timeout=10,
-                                             provider="openai", model="m")
-                print(reply.data)
-            finally:
-                await http.aclose()
-        asyncio.run(main())
-        """
-    )
+    context, ca_file = tls_server_context(tmp_path)
 
     async def serve() -> str:
-        app = web.Application()
-        app.router.add_post("/v1/chat", echo)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            env = {**os.environ, "SSL_CERT_FILE": str(ca_file)}
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                script,
-                f"https://localhost:{port}/v1/chat",
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            out, err = await asyncio.wait_for(proc.communicate(), 60)
-            assert proc.returncode == 0, err.decode()
-            return out.decode()
-        finally:
-            await runner.cleanup()
+        async with serve_app(app_with("/v1/chat", echo), ssl_context=context) as port:
+            env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+            env["SSL_CERT_FILE"] = str(ca_file)
+            return await post_from_subprocess(f"https://localhost:{port}/v1/chat", env)
 
-    assert asyncio.run(serve()).strip() == "{'echo': {'tls': True}}"
+    assert asyncio.run(serve()) == "{'echo': {'tls': True}}"
 
 
 async def test_a_closed_client_refuses_calls() -> None:

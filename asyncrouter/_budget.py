@@ -506,8 +506,13 @@ class RedisBackend:
         self, *, day: str, reserved_day: str, amount: int, actual: int, day_ends_in: float
     ) -> Awaitable[LedgerTotals]:
         return self._submit(
-            "s", self.key(day, "spent"), self.key(day, "reserved"), self.key(reserved_day, "reserved"),
-            amount, actual, day_ends_in,
+            "s",
+            self.key(day, "spent"),
+            self.key(day, "reserved"),
+            self.key(reserved_day, "reserved"),
+            amount,
+            actual,
+            day_ends_in,
         )
 
     def release(self, *, day: str, amount: int) -> Awaitable[LedgerTotals]:
@@ -519,7 +524,13 @@ class RedisBackend:
         return self._submit("t", self.key(day, "spent"), r, r, 0, 0, None)
 
     def _submit(
-        self, kind: str, spent_key: str, reserved_key: str, other_key: str, amount: int, extra: int,
+        self,
+        kind: str,
+        spent_key: str,
+        reserved_key: str,
+        other_key: str,
+        amount: int,
+        extra: int,
         day_ends_in: float | None,
     ) -> asyncio.Future[LedgerTotals]:
         fut: asyncio.Future[LedgerTotals] = asyncio.get_running_loop().create_future()
@@ -848,7 +859,10 @@ class Budget:
                 self._update_state(spent)
             return
         aw = self._backend.settle(
-            day=day, reserved_day=reservation.day, amount=reservation._nano, actual=actual,
+            day=day,
+            reserved_day=reservation.day,
+            amount=reservation._nano,
+            actual=actual,
             day_ends_in=self._day_end - now,
         )
         self._observe(day, await (aw if isinstance(aw, asyncio.Future) else asyncio.shield(self._track(aw))))
@@ -916,8 +930,14 @@ class Budget:
             limit_usd = _usd(limit)
             fraction = spent / limit if limit else 1.0
         return BudgetStatus(
-            spent=_usd(spent), reserved=_usd(reserved), remaining=remaining, limit=limit_usd, state=self._state,
-            day=self._day, fraction=fraction, timezone=self._config.timezone,
+            spent=_usd(spent),
+            reserved=_usd(reserved),
+            remaining=remaining,
+            limit=limit_usd,
+            state=self._state,
+            day=self._day,
+            fraction=fraction,
+            timezone=self._config.timezone,
         )
 
     @property

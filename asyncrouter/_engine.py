@@ -57,7 +57,7 @@ from ._store import FeedbackRecord, Stats, Tracker
 from ._strategies import Label, build_label_messages, parse_label_reply, relabel
 from ._tokens import message_text
 from ._types import Clock
-from .providers import ModelClient
+from .providers import KeyCheck, ModelClient
 
 __all__ = ["BatchStream", "LogQuery", "RouteStream", "Router"]
 
@@ -669,6 +669,30 @@ class Router:
         return await train_index(
             self._clients[alias], examples, eval_split=eval_split, seed=seed, k=k or self.config.classifier.k
         )
+
+    async def acheck_keys(self, models: Sequence[str] | None = None) -> list[KeyCheck]:
+        """Check every configured key (of ``models``, default all): each provider lists its models with it.
+
+        Models on the same endpoint with the same key share one call. No chat request is sent, nothing is
+        charged, and a refused key stays in rotation: this is a diagnosis (``asyncrouter models --check``,
+        ``asyncrouter init --check``).
+
+        Raises:
+            ConfigError: an unknown alias in ``models``.
+
+        .. versionadded:: 0.1.0
+        """
+        if not self._open:
+            raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
+        aliases = list(models) if models is not None else list(self._clients)
+        unknown = [a for a in aliases if a not in self._clients]
+        if unknown:
+            raise ConfigError(f"unknown model(s) {unknown}; known: {sorted(self._clients)}")
+        seen: dict[tuple[str, str, str | None], list[str] | str] = {}
+        out: list[KeyCheck] = []
+        for alias in aliases:  # one at a time: a handful of calls, and answers shared through `seen`
+            out.extend(await self._clients[alias].check_keys(seen=seen))
+        return out
 
     async def afeedback(
         self, request_id: str, rating: str | int | bool, *, comment: str | None = None

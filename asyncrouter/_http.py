@@ -557,6 +557,44 @@ class HTTPClient:
             else:
                 conn.close()
 
+    async def get_json(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: float,
+        provider: str,
+        model: str,
+        secrets: Sequence[str] = (),
+    ) -> JSONReply:
+        """GET a JSON document (a provider's models listing) through the session; errors mapped as for
+        :meth:`post_json`. Not on any request's path."""
+        session = self._require()
+        target = URL(url)
+        proxy, proxy_auth = self._proxy_for(target)
+        try:
+            async with session.get(
+                target,
+                headers={"Accept": "application/json", **headers},
+                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, DEFAULT_CONNECT_TIMEOUT)),
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_headers={"Proxy-Authorization": proxy_auth} if proxy_auth is not None else None,
+            ) as resp:
+                raw = await resp.read()
+                status, resp_headers = resp.status, resp.headers
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _transport_error(exc, provider=provider, model=model) from None
+        if status >= 300:
+            raise _status_error(status, resp_headers, raw, provider=provider, model=model, secrets=secrets, now=None)
+        rid = _request_id(resp_headers)
+        try:
+            return JSONReply(status=status, data=json.loads(raw), request_id=rid)
+        except ValueError:
+            raise MalformedResponse(
+                "response body is not valid JSON", provider=provider, model=model, status_code=status, request_id=rid
+            ) from None
+
     async def post_fire_and_forget(self, url: str, *, body: Mapping[str, Any], timeout: float) -> int:
         """POST a JSON body (webhooks) and return the status; transport errors become ProviderConnectionError."""
         session = self._require()

@@ -130,9 +130,7 @@ class SSEParser:
         "retry",
     )
 
-    def __init__(
-        self, *, dispatch_at_eof: bool = False, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
-    ) -> None:
+    def __init__(self, *, dispatch_at_eof: bool = False, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._dispatch_at_eof = dispatch_at_eof
         self._max_event_bytes = max_event_bytes
         # Bytes of a line whose terminator has not arrived yet; kept as a list so a long line arriving in many

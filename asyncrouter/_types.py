@@ -26,9 +26,7 @@ __all__ = [
 ProviderName: TypeAlias = Literal[
     "openai", "anthropic", "openrouter", "huggingface", "ollama", "google", "openai_compatible"
 ]
-TaskType: TypeAlias = Literal[
-    "code", "reasoning", "creative", "translation", "summarisation", "factual", "general"
-]
+TaskType: TypeAlias = Literal["code", "reasoning", "creative", "translation", "summarisation", "factual", "general"]
 Tier: TypeAlias = Literal["simple", "medium", "complex", "reasoning"]
 ComplexityLabel: TypeAlias = Literal["simple", "medium", "complex"]
 Category: TypeAlias = Literal["factual", "reasoning", "creative", "code"]

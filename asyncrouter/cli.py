@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from ._engine import Router
     from ._eval import EvalExample, EvalReport
     from ._planner import RoutingDecision
+    from .providers import KeyCheck
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_FILE", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -385,12 +386,14 @@ _STARTERS: Final[dict[str, _Starter]] = {
 }  # fmt: skip
 
 
-def starter_config(provider: str) -> str:
+def starter_config(provider: str, *, base_url: str | None = None) -> str:
     """The commented starter config ``asyncrouter init`` writes for *provider*.
 
     Args:
         provider: one of ``openai``, ``anthropic``, ``openrouter``, ``huggingface``, ``ollama``,
             ``openai_compatible``.
+
+        base_url: the endpoint both models use instead of the provider's default (a proxy, a local server).
 
     Returns:
         YAML text: a cheap and a strong model of that provider (keys as ``${ENV}`` references), the cascade,
@@ -439,7 +442,9 @@ def starter_config(provider: str) -> str:
             add(f'    api_keys: ["${{{s.key_env}:-}}"]', "optional; an unset variable leaves it empty")
         else:
             add(f'    api_keys: ["${{{s.key_env}}}"]', "resolved at load; several keys rotate round-robin")
-        if s.base_url is None:
+        if base_url is not None:
+            add(f"    base_url: {base_url}")
+        elif s.base_url is None:
             add("    # base_url: https://...", "override the provider's default endpoint")
         else:
             add(f"    base_url: {s.base_url}")
@@ -530,23 +535,104 @@ def _cmd_init(ctx: _Ctx) -> int:
         ctx.out.print(Text(f"Wrote {path} (template {template}: {TEMPLATES[template]})."))
         ctx.out.print(Text("Set your keys:  " + "  ".join(f"export {k}=..." for k in keys)))
         return EXIT_OK
+    interactive = ctx.args.interactive or (
+        ctx.args.interactive is None
+        and ctx.args.provider is None
+        and not ctx.json
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    )
+    if interactive:
+        _ask_init(ctx)
     ctx.args.provider = ctx.args.provider or "openai"
-    text = starter_config(ctx.args.provider)
+    text = starter_config(ctx.args.provider, base_url=ctx.args.base_url)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise _Exit(f"cannot write {path}: {exc.strerror or exc}") from None
     starter = _STARTERS[ctx.args.provider]
+    checks = _init_check(ctx, path, starter) if (ctx.args.check or interactive) else None
+    failed = checks is not None and (isinstance(checks, str) or not all(c.ok for c in checks))
     if ctx.json:
-        ctx.emit_json({"path": str(path), "provider": ctx.args.provider, "key_env": starter.key_env})
-        return EXIT_OK
+        result: dict[str, Any] = {"path": str(path), "provider": ctx.args.provider, "key_env": starter.key_env}
+        if checks is not None:
+            result["key_check"] = checks if isinstance(checks, str) else [c.to_dict() for c in checks]
+        ctx.emit_json(result)
+        return EXIT_FAILED if failed else EXIT_OK
     ctx.out.print(Text(f"Wrote {path} ({ctx.args.provider}: cheap {starter.cheap}, strong {starter.strong})."))
-    if starter.key_env and ctx.args.provider != "openai_compatible":
-        ctx.out.print(Text(f"Set your key:  export {starter.key_env}=..."))
+    if isinstance(checks, str):
+        ctx.out.print(Text(f"Key check:     {checks}"))
+    elif checks is not None:
+        _print_key_checks(ctx, checks)
+    elif starter.key_env and ctx.args.provider != "openai_compatible":
+        ctx.out.print(Text(f"Set your key:  export {starter.key_env}=...  (then: asyncrouter models --check)"))
     flag = "" if str(path) == DEFAULT_CONFIG_FILE else f" --config {path}"
     ctx.out.print(Text(f'Then:          asyncrouter route{flag} "What is the capital of Australia?"'))
-    return EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _ask_init(ctx: _Ctx) -> None:
+    """mmrouter's guided init: the provider, and its endpoint when it is a server of the user's own."""
+    choices = ", ".join(PROVIDERS)
+    while ctx.args.provider is None:
+        answer = _ask(f"Provider ({choices}) [openai]: ").strip().lower() or "openai"
+        if answer in PROVIDERS:
+            ctx.args.provider = answer
+        else:
+            sys.stderr.write(f"  not a provider: {answer!r}\n")
+    starter = _STARTERS[ctx.args.provider]
+    if ctx.args.base_url is None and ctx.args.provider in ("ollama", "openai_compatible"):
+        default = starter.base_url or ""
+        ctx.args.base_url = _ask(f"Base URL [{default}]: ").strip() or None
+
+
+def _ask(prompt: str) -> str:
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise _Exit("no answer (end of input)")
+    return line
+
+
+def _init_check(ctx: _Ctx, path: Path, starter: _Starter) -> list[KeyCheck] | str:
+    """Check the new config's key (the provider lists its models); a sentence when it cannot be checked."""
+    if starter.key_env and ctx.args.provider != "openai_compatible" and not os.environ.get(starter.key_env):
+        return f"{starter.key_env} is not set: export it, then run asyncrouter models --check -c {path}"
+    try:
+        config = load_yaml(path)
+    except ConfigError as exc:
+        return f"cannot load {path} to check it: {exc}"
+    return _run(lambda: _check_keys(config))
+
+
+async def _check_keys(config: Config) -> list[KeyCheck]:
+    from ._engine import Router
+
+    async with Router(config) as router:
+        return await router.acheck_keys()
+
+
+def _print_key_checks(ctx: _Ctx, checks: Sequence[KeyCheck]) -> None:
+    rows = []
+    for c in checks:
+        if not c.ok:
+            verdict = c.error or "refused"
+        elif c.listed is False:
+            verdict = f"accepted, but its {c.models} models do not include this model_id"
+        else:
+            verdict = f"ok ({c.models} models)" if c.models else "ok"
+        rows.append([c.model, c.provider, c.key, "yes" if c.ok else "NO", verdict])
+    ctx.out.print(
+        _table(
+            "Keys (each provider listed its models)",
+            ["model", "provider", "key", "ok", "result"],
+            rows,
+            left=3,
+            wrap=("result",),
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------------ route
@@ -1684,11 +1770,14 @@ def _cmd_models(ctx: _Ctx) -> int:
         for name in known
     }
     tiers = _tier_chains(router, profile) if profile is not None else None
+    checks = _run(lambda: _check_keys(config)) if ctx.args.check else None
+    status = EXIT_FAILED if checks is not None and not all(c.ok for c in checks) else EXIT_OK
     if ctx.json:
-        ctx.emit_json(
-            {"default_model": default, "models": models, "profiles": profiles, "profile": profile, "tiers": tiers}
-        )
-        return EXIT_OK
+        result = {"default_model": default, "models": models, "profiles": profiles, "profile": profile, "tiers": tiers}
+        if checks is not None:
+            result["key_checks"] = [c.to_dict() for c in checks]
+        ctx.emit_json(result)
+        return status
     rows = []
     for row in models:
         notes = [*row["roles"]]
@@ -1716,9 +1805,11 @@ def _cmd_models(ctx: _Ctx) -> int:
     if custom:
         line += "; " + ", ".join(custom) + " (configured)"
     ctx.out.print(Text(line))
+    if checks is not None:
+        _print_key_checks(ctx, checks)
     if tiers is None:
         ctx.note("the chain each tier gets under a profile: asyncrouter models --profile auto")
-        return EXIT_OK
+        return status
     tier_rows = [
         [
             t["tier"],
@@ -1740,7 +1831,7 @@ def _cmd_models(ctx: _Ctx) -> int:
             wrap=("chain", "example prompt"),
         )
     )
-    return EXIT_OK
+    return status
 
 
 # ------------------------------------------------------------------------------------------ serve, bench
@@ -1997,6 +2088,17 @@ def _parser() -> argparse.ArgumentParser:
         help=f"where to write it (default: the -c FILE before the command, else {DEFAULT_CONFIG_FILE})",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.add_argument("--base-url", metavar="URL", help="the endpoint both models use (a local server, a gateway)")
+    p.add_argument(
+        "--check", action="store_true", help="then check the key: the provider lists its models (exit 1 if refused)"
+    )
+    p.add_argument(
+        "--interactive",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask for the provider (and a local server's URL), then check the key (default: on a terminal, "
+        "when no --provider is given)",
+    )
 
     p = add("route", _cmd_route, "route one prompt and print the reply", config, model, as_json)
     p.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
@@ -2093,6 +2195,11 @@ def _parser() -> argparse.ArgumentParser:
         "models", _cmd_models, "the configured models, and the chain each tier gets under a profile", config, as_json
     )
     p.add_argument("--profile", help="show the chain each tier gets under this profile (auto, eco, premium, ...)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="check every key: each provider lists its models (exit 1 if one is refused)",
+    )
 
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument(

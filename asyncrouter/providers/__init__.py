@@ -5,7 +5,7 @@ Each format is a pure :class:`Provider` (build the request, parse the reply, dec
 """
 
 from ._anthropic import AnthropicFormat
-from ._base import Provider, StreamDecoder, normalise_finish_reason
+from ._base import KeyCheck, Provider, StreamDecoder, normalise_finish_reason
 from ._client import ModelClient, provider_for
 from ._keys import KeyPool
 from ._ollama import OllamaNativeFormat
@@ -13,6 +13,7 @@ from ._openai import OpenAIFormat
 
 __all__ = [
     "AnthropicFormat",
+    "KeyCheck",
     "KeyPool",
     "ModelClient",
     "OllamaNativeFormat",

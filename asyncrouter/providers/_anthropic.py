@@ -232,6 +232,9 @@ class AnthropicFormat:
         base = model.resolved_base_url
         return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
 
+    def models_url(self, model: ModelConfig) -> str:
+        return self.url(model, stream=False).removesuffix("/messages") + "/models"
+
     def headers(self, model: ModelConfig, key: str | None) -> dict[str, str]:
         h = dict(model.headers)
         h["anthropic-version"] = model.anthropic_version

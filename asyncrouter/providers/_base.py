@@ -80,6 +80,59 @@ class Provider(Protocol):
         """A fresh decoder for one streamed reply."""
         ...
 
+    def models_url(self, model: ModelConfig) -> str:
+        """The endpoint that lists the models a key may use (what ``check_keys`` asks)."""
+        ...
+
+
+def listed_model_ids(data: Any) -> list[str]:
+    """The model ids of a models listing: OpenAI's and Anthropic's ``data[].id``, Ollama's ``models[].name``."""
+    if not isinstance(data, Mapping):
+        return []
+    items = data.get("data")
+    key = "id"
+    if not isinstance(items, list):
+        items, key = data.get("models"), "name"
+    if not isinstance(items, list):
+        return []
+    return [str(m[key]) for m in items if isinstance(m, Mapping) and m.get(key)]
+
+
+@dataclass(slots=True)
+class KeyCheck:
+    """What asking a provider to list its models with one configured key found.
+
+    Attributes:
+        model: the model alias.
+        provider: its provider.
+        key: which of the model's keys: ``"key 1 of 2"``, or ``"no key"`` for a keyless server (never the key).
+        ok: the provider accepted the key.
+        error: why not (``"AuthenticationError: ..."``), when it did not.
+        models: how many models the provider listed for it.
+        listed: whether the model's ``model_id`` is among them (``None`` when the provider listed none).
+
+    .. versionadded:: 0.1.0
+    """
+
+    model: str
+    provider: str
+    key: str
+    ok: bool
+    error: str | None = None
+    models: int = 0
+    listed: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "key": self.key,
+            "ok": self.ok,
+            "error": self.error,
+            "models": self.models,
+            "listed": self.listed,
+        }
+
 
 @dataclass(slots=True)
 class EmbeddingReply:

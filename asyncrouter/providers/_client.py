@@ -10,7 +10,7 @@ from .._http import HTTPClient
 from .._models import ChatRequest, ChatResponse, StreamEvent
 from .._types import Clock
 from ._anthropic import AnthropicFormat
-from ._base import EmbeddingReply, Provider
+from ._base import EmbeddingReply, KeyCheck, Provider, listed_model_ids
 from ._keys import KeyPool
 from ._ollama import OllamaNativeFormat
 from ._openai import OpenAIFormat
@@ -44,6 +44,8 @@ def embeddings_format(model: ModelConfig) -> OpenAIFormat | None:
     return fmt if isinstance(fmt, OpenAIFormat) else None
 
 
+#: seconds a key check may take per key
+DEFAULT_CHECK_TIMEOUT = 10.0
 _EMBEDDING_KINDS = ", ".join(k for k in _OPENAI_KINDS if k != "ollama")
 
 
@@ -150,6 +152,47 @@ class ModelClient:
         result = fmt.parse_embeddings_response(reply.data, model=cfg, texts=texts)
         result.request_id = reply.request_id
         return result
+
+    async def check_keys(
+        self,
+        *,
+        timeout: float = DEFAULT_CHECK_TIMEOUT,
+        seen: dict[tuple[str, str, str | None], list[str] | str] | None = None,
+    ) -> list[KeyCheck]:
+        """Ask the provider to list its models with each configured key (or none, for a keyless server).
+
+        A diagnosis, not traffic: a refused key is reported here and not taken out of rotation. ``seen`` shares
+        answers between models of one provider on the same endpoint and key: (provider, listing URL, key) -> model
+        ids, or the error.
+        """
+        cfg = self.config
+        keys: list[str | None] = list(self.keys.secrets) or [None]
+        url = self.format.models_url(cfg)
+        seen = {} if seen is None else seen
+        out: list[KeyCheck] = []
+        for i, key in enumerate(keys, 1):
+            label = f"key {i} of {len(keys)}" if key is not None else "no key"
+            answer = seen.get((cfg.provider, url, key))
+            if answer is None:
+                try:
+                    reply = await self._http.get_json(
+                        url,
+                        headers=self.format.headers(cfg, key),
+                        timeout=timeout,
+                        provider=cfg.provider,
+                        model=cfg.name,
+                        secrets=self.keys.secrets,
+                    )
+                    answer = listed_model_ids(reply.data)
+                except ProviderError as exc:
+                    answer = f"{type(exc).__name__}: {exc.message}"
+                seen[(cfg.provider, url, key)] = answer
+            if isinstance(answer, str):
+                out.append(KeyCheck(cfg.name, cfg.provider, label, False, answer))
+            else:
+                listed = cfg.model_id in answer if answer else None
+                out.append(KeyCheck(cfg.name, cfg.provider, label, True, None, len(answer), listed))
+        return out
 
     async def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         """One non-streamed call. Raises a :class:`~asyncrouter.ProviderError` subclass on failure."""

@@ -70,6 +70,9 @@ class OllamaNativeFormat:
         base = model.resolved_base_url.removesuffix("/v1")
         return base + "/api/chat"
 
+    def models_url(self, model: ModelConfig) -> str:
+        return model.resolved_base_url.removesuffix("/v1") + "/api/tags"
+
     def headers(self, model: ModelConfig, key: str | None) -> dict[str, str]:
         h = dict(model.headers)
         if key:

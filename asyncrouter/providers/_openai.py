@@ -122,6 +122,11 @@ class OpenAIFormat:
             base += "/v1"
         return base + "/chat/completions"
 
+    def models_url(self, model: ModelConfig) -> str:
+        if self.kind == "ollama":  # Ollama's own listing: no key, whichever API the model is called through
+            return model.resolved_base_url.removesuffix("/v1") + "/api/tags"
+        return self.url(model, stream=False).removesuffix("/chat/completions") + "/models"
+
     def headers(self, model: ModelConfig, key: str | None) -> dict[str, str]:
         h = dict(model.headers)
         if key:

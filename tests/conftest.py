@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from asyncrouter.testing import FakeClock
+
+
+@pytest.fixture(scope="module")
+def portal() -> Iterator[BlockingPortal]:
+    """An event loop in a thread of its own, for servers that synchronous tests (the CLI's) talk to."""
+    with start_blocking_portal(backend="asyncio") as p:
+        yield p
 
 
 @pytest.fixture
@@ -18,7 +28,6 @@ def fake_clock() -> FakeClock:
 
 # --- Redis (budget and shared breakers): one throwaway redis-server per session, emptied before each test.
 
-from collections.abc import Iterator  # noqa: E402  (appended section: its imports stay with it)
 
 from redis_server import RedisServer, running_redis  # noqa: E402
 

@@ -7,6 +7,7 @@ HTTP path is shared by all of them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -123,15 +124,7 @@ class KeyCheck:
     listed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "provider": self.provider,
-            "key": self.key,
-            "ok": self.ok,
-            "error": self.error,
-            "models": self.models,
-            "listed": self.listed,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(slots=True)

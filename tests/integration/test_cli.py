@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from asyncrouter import Router
 from asyncrouter._demo import DEFAULT_DEMO_BASELINE, demo_prompts, run_demo
@@ -29,12 +29,6 @@ from asyncrouter.testing import FakeProviderServer, default_fleet
 
 MODELS = ("fake-cheap", "fake-medium", "fake-strong")
 SECRET = "sk-test-ABCDEFGHIJKLMNOPQRSTUV"
-
-
-@pytest.fixture(scope="module")
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal(backend="asyncio") as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

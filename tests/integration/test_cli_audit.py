@@ -19,7 +19,7 @@ import pytest
 import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from asyncrouter import Router
 from asyncrouter.cli import main
@@ -27,12 +27,6 @@ from asyncrouter.testing import FakeProviderServer, default_fleet
 
 SECRET_PATH = "/services/T000/B000/s3cr3t-w3bh00k-token"
 DEAD_WEBHOOK = "http://127.0.0.1:9/services/T111/B111/dead-hook-token"  # port 9 (discard): nothing listens
-
-
-@pytest.fixture(scope="module")
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal(backend="asyncio") as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from asyncrouter import Router
 from asyncrouter.cli import main
@@ -22,12 +22,6 @@ from asyncrouter.testing import FakeModel, FakeProviderServer
 
 GOOD = "sk-fleet-good-0123456789"
 BAD = "sk-revoked-9876543210abc"
-
-
-@pytest.fixture(scope="module")
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal(backend="asyncio") as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

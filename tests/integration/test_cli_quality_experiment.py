@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from asyncrouter.cli import main
 from asyncrouter.testing import FakeModel, FakeProviderServer, FakeRequest, default_fleet
@@ -23,12 +23,6 @@ def judge_reply(req: FakeRequest) -> str:
     score = {"relevance": 9, "accuracy": 9, "completeness": 9}
     weak = {"relevance": 7, "accuracy": 7, "completeness": 6}
     return json.dumps({"A": score if len(a) >= len(b) else weak, "B": score if len(b) > len(a) else weak})
-
-
-@pytest.fixture(scope="module")
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal(backend="asyncio") as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import BlockingPortal
 
 from asyncrouter.cli import main
 from asyncrouter.testing import FakeModel, FakeProviderServer, FakeRequest
@@ -34,12 +34,6 @@ def knowing_labeller(req: FakeRequest) -> str:
     assert quoted is not None, "the labeller always gets the prompt as quoted data"
     truth = TRUTH.get(json.loads(quoted.group(1)), {"complexity": "simple", "category": "factual"})
     return json.dumps({"complexity": truth["complexity"], "category": truth["category"], "confidence": 0.95})
-
-
-@pytest.fixture(scope="module")
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal(backend="asyncio") as p:
-        yield p
 
 
 @pytest.fixture(scope="module")

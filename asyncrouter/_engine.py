@@ -55,9 +55,10 @@ from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._ratelimit import RateLimiter
 from ._store import FeedbackRecord, Stats, Tracker
 from ._strategies import Label, build_label_messages, parse_label_reply, relabel
-from ._tokens import message_text
+from ._tokens import estimate_tokens, message_text
 from ._types import Clock
 from .providers import KeyCheck, ModelClient
+from .providers._base import EmbeddingReply
 
 __all__ = ["BatchStream", "LogQuery", "RouteStream", "Router"]
 
@@ -669,6 +670,116 @@ class Router:
         return await train_index(
             self._clients[alias], examples, eval_split=eval_split, seed=seed, k=k or self.config.classifier.k
         )
+
+    async def aembed(
+        self,
+        input: str | Sequence[str],
+        *,
+        model: str,
+        dimensions: int | None = None,
+        timeout: float | None = None,
+    ) -> EmbeddingReply:
+        """Embed texts with one configured model (no routing): its breakers, keys, budget and tracker apply.
+
+        The call reserves its cost from the daily budget and settles it, counts for or against the model's
+        breakers like a chat call, and is tracked as one request of task type ``embeddings``.
+
+        Raises:
+            ConfigError: an unknown alias, or a model whose provider has no embeddings endpoint.
+            CircuitOpen: the model's breaker (or its provider's) is open.
+            BudgetExceeded: the day's budget cannot cover it.
+            ProviderError: the call failed.
+
+        .. versionadded:: 0.1.0
+        """
+        if not self._open:
+            raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
+        client = self._clients.get(model)
+        if client is None:
+            raise ConfigError(f"unknown model {model!r}; known: {sorted(self._clients)}")
+        if not client.supports_embeddings:
+            raise ConfigError(f"{model!r} ({client.provider}) has no embeddings endpoint")
+        texts = [input] if isinstance(input, str) else list(input)
+        price = self.prices[model]
+        estimate = sum(estimate_tokens(t) for t in texts)
+        admission = self.breakers.admit(model)
+        if not admission.admitted:
+            raise CircuitOpen(admission.reason)
+        started = self.clock.monotonic()
+        rid = os.urandom(16).hex()
+        reply: EmbeddingReply | None = None
+        error: BaseException | None = None
+        cost = 0.0
+        try:
+            # a tenth over the estimate: tokenizers differ, and the reservation must cover the real count
+            reservation = await self.budget.reserve(cost_usd(price, estimate + estimate // 10 + 8, 0), model=model)
+        except BaseException as exc:
+            self.breakers.record(admission, exc)  # the budget said no: ignored by the breakers, its trial freed
+            raise
+        try:
+            reply = await client.embed(texts, timeout=timeout or client.config.timeout, dimensions=dimensions)
+            cost = cost_usd(price, reply.input_tokens, 0)
+        except BaseException as exc:
+            error = exc
+            self.breakers.record(admission, exc, final=True)  # no retry here: a 429 counts
+            await self.budget.release(reservation)
+            raise
+        else:
+            self.breakers.record(admission, None)
+            await self.budget.settle(reservation, cost)
+        finally:
+            await self._track_embedding(rid, model, client.provider, texts, reply, cost, started, error)
+        return reply
+
+    async def _track_embedding(
+        self,
+        rid: str,
+        alias: str,
+        provider: str,
+        texts: list[str],
+        reply: EmbeddingReply | None,
+        cost: float,
+        started: float,
+        error: BaseException | None,
+    ) -> None:
+        status = (
+            "ok" if error is None else "cancelled" if isinstance(error, anyio.get_cancelled_exc_class()) else "error"
+        )
+        self.alerts.observe(status, cost_usd=cost)
+        if self._tracker is None:
+            return
+        first = texts[0] if texts else ""
+        n = self._preview_chars
+        tokens = reply.input_tokens if reply is not None else 0
+        record = RequestRecord(
+            rid,
+            self.clock.time(),
+            status,  # type: ignore[arg-type]
+            first[:n] if n > 0 else "",
+            hashlib.blake2b("\x00".join(texts).encode(), digest_size=16).hexdigest(),
+            "embeddings",
+            "simple",
+            "simple",
+            "factual",
+            0.0,
+            "pinned",
+            f"embeddings: {len(texts)} input(s)",
+            alias if error is None else None,
+            provider,
+            tokens,
+            0,
+            (self.clock.monotonic() - started) * 1000,
+            cost,
+            [],
+            type(error).__name__ if error is not None else None,
+            None,
+            True,
+            bool(reply.estimated) if reply is not None else False,
+        )
+        try:
+            await self._tracker.record(record)
+        except Exception:  # tracking must never fail a request
+            logger.exception("asyncrouter: could not record embeddings request %s", rid)
 
     async def acheck_keys(self, models: Sequence[str] | None = None) -> list[KeyCheck]:
         """Check every configured key (of ``models``, default all): each provider lists its models with it.

@@ -5,6 +5,8 @@ Routes::
     POST /v1/chat/completions    Chat Completions, streamed (SSE) or not
     POST /v1/messages            Anthropic's Messages API, streamed (SSE) or not (Claude Code, the anthropic SDKs)
     POST /v1/messages/count_tokens   the token estimate of a Messages request
+    POST /v1/embeddings          OpenAI embeddings with a model alias (Router.aembed: no routing)
+    POST /v1/feedback            a thumbs up or down on a tracked reply
     GET  /v1/models              auto, the profiles and the model aliases (OpenAI's list format)
     GET  /v1/models/{model}      one of those
     POST /v1beta/models/{model}:generateContent|streamGenerateContent|countTokens   Google's Gemini API (the
@@ -21,9 +23,11 @@ secrets to scrub are computed once in :func:`create_app`; a reply is one :func:`
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
+import struct
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Protocol
@@ -481,6 +485,31 @@ class _Server:
             return _error_response(error)
         return web.Response(body=json.dumps(vote.to_dict()).encode(), headers={"Content-Type": _JSON})
 
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """``POST /v1/embeddings`` in OpenAI's format, through :meth:`Router.aembed`: ``model`` names a configured
+        alias with an embeddings endpoint (there is no routing for embeddings); ``encoding_format`` float or
+        base64 (the official SDK asks for base64), ``dimensions`` passed on."""
+        if not self.authorized(request):
+            return self.unauthorized()
+        try:
+            body = await self.read_json(request)
+            texts, alias, dimensions, encoding = _embeddings_call(body, (m.name for m in self.router.config.models))
+            try:
+                reply = await self.router.aembed(texts, model=alias, dimensions=dimensions)
+            except ValueError as exc:  # ConfigError: no embeddings endpoint
+                raise ApiError(400, str(exc), param="model") from None
+            except RouterError as exc:
+                raise self.api_error(exc) from None
+        except ApiError as error:
+            return _error_response(error)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _b64_floats(v) if encoding == "base64" else v}
+            for i, v in enumerate(reply.vectors)
+        ]
+        usage = {"prompt_tokens": reply.input_tokens, "total_tokens": reply.input_tokens}
+        out = {"object": "list", "data": data, "model": alias, "usage": usage}
+        return web.Response(body=json.dumps(out).encode(), headers={"Content-Type": _JSON})
+
     async def list_models(self, request: web.Request) -> web.Response:
         if _is_gemini_client(request):
             return await self.gemini_models(request)
@@ -603,6 +632,7 @@ def create_app(
     app.router.add_post("/v1/messages", server.messages)
     app.router.add_post("/v1/messages/count_tokens", server.count_tokens)
     app.router.add_post("/v1/feedback", server.feedback)
+    app.router.add_post("/v1/embeddings", server.embeddings)
     app.router.add_get("/v1/models", server.list_models)
     app.router.add_get("/v1/models/{model:.+}", server.get_model)
     app.router.add_get("/healthz", server.healthz)
@@ -621,3 +651,34 @@ _SERVER_KEY: Final = web.AppKey("asyncrouter.server", _Server)
 def mark_closing(app: web.Application) -> None:
     """Make ``/healthz`` answer 503 ``shutting_down`` (load balancers stop sending) while the server drains."""
     app[_SERVER_KEY].closing = True
+
+
+def _embeddings_call(body: Any, aliases: Iterable[str]) -> tuple[list[str], str, int | None, str]:
+    """(texts, alias, dimensions, encoding) of an OpenAI embeddings request, or an :class:`ApiError` naming the
+    field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    alias = body.get("model")
+    if not isinstance(alias, str) or alias not in set(aliases):
+        raise ApiError(
+            404 if isinstance(alias, str) else 400,
+            f"model {str(alias)[:60]!r} is not a configured model: embeddings take a model alias (no routing)",
+            code="model_not_found",
+            param="model",
+        )
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ApiError(400, "input must be a string or a non-empty list of strings", param="input")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
+        raise ApiError(400, "dimensions must be a positive integer", param="dimensions")
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise ApiError(400, "encoding_format must be 'float' or 'base64'", param="encoding_format")
+    return texts, alias, dimensions, encoding
+
+
+def _b64_floats(vector: list[float]) -> str:
+    """A vector as OpenAI's base64 encoding: little-endian float32s."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

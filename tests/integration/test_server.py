@@ -612,7 +612,7 @@ async def test_bearer_auth(fleet: FakeProviderServer) -> None:
 
 async def test_unknown_paths_and_methods_answer_in_json(api: Stack) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.get(api.url + "/v1/embeddings") as resp:
+        async with session.get(api.url + "/v1/images/generations") as resp:
             assert resp.status == 404
             assert (await resp.json())["error"]["code"] == "not_found"
         async with session.get(api.url + "/v1/chat/completions") as resp:

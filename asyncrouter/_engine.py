@@ -194,6 +194,23 @@ class _Labelled:
     output_tokens: int = 0
 
 
+class _RouterEmbedder:
+    """One model's embeddings through :meth:`Router.aembed` (budget, breakers, tracker), for ``train_index``."""
+
+    __slots__ = ("_alias", "_router")
+
+    def __init__(self, router: Router, alias: str) -> None:
+        self._router = router
+        self._alias = alias
+
+    @property
+    def model_id(self) -> str:
+        return self._router._clients[self._alias].config.model_id
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingReply:
+        return await self._router.aembed(texts, model=self._alias)
+
+
 def _label_note(label: Label) -> str:
     return f"{label.source} classifier: {label.complexity}/{label.category} (confidence {label.confidence:.2f})"
 
@@ -648,7 +665,8 @@ class Router:
         """Fit the ``embeddings`` classifier strategy's index on labelled examples (mmrouter's ``train``).
 
         Every example with a complexity and a category is embedded once through ``model``'s embeddings
-        endpoint (default ``classifier.embedding_model``); ``eval_split`` of each (complexity, category) cell is
+        endpoint (default ``classifier.embedding_model``), by :meth:`aembed`: charged to the budget, tracked and
+        counted by the breakers like any call. ``eval_split`` of each (complexity, category) cell is
         held out and predicted, so the report's accuracy is measured on examples the index never saw. Save the
         index with ``index.save(directory)`` and set ``classifier.trained_model`` to it.
 
@@ -668,7 +686,7 @@ class Router:
         if not self._open:
             raise RouterError("the router is not open: use `async with router:` (or `await router.aopen()`)")
         return await train_index(
-            self._clients[alias], examples, eval_split=eval_split, seed=seed, k=k or self.config.classifier.k
+            _RouterEmbedder(self, alias), examples, eval_split=eval_split, seed=seed, k=k or self.config.classifier.k
         )
 
     async def aembed(

@@ -212,6 +212,8 @@ async def test_the_embeddings_strategy_routes_with_a_trained_index(fleet: FakePr
     cfg = config(fleet, embedding_model="labeller")
     async with Router.from_dict(cfg) as trainer:
         index, report = await trainer.atrain_classifier(examples, eval_split=0.0, k=1)
+        # the embeddings calls went through aembed: charged like any call
+        assert trainer.budget.status().spent == pytest.approx(report.input_tokens / 1000 * 0.0001)
     assert report.eval_size == 0
     assert report.train_size == len(examples)
     index.save(tmp_path / "idx")

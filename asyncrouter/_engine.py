@@ -55,7 +55,7 @@ from ._quality import GateInput, GateResult, QualityGate, QualityGates
 from ._ratelimit import RateLimiter
 from ._store import FeedbackRecord, Stats, Tracker
 from ._strategies import Label, build_label_messages, parse_label_reply, relabel
-from ._tokens import estimate_tokens, message_text
+from ._tokens import estimate_messages_tokens, estimate_tokens, message_text
 from ._types import Clock
 from .providers import KeyCheck, ModelClient
 from .providers._base import EmbeddingReply
@@ -1097,17 +1097,30 @@ class Router:
             temperature=0.0,
             response_format={"type": "json_object"} if client.provider != "anthropic" else None,
         )
+        price = self.prices[alias]
+        # charged like any call: its worst case reserved first, its real cost settled
+        worst = cost_usd(price, estimate_messages_tokens(request.messages), _META_MAX_TOKENS)
+        try:
+            reservation = await self.budget.reserve(worst, model=alias)
+        except BudgetExceeded as exc:
+            return default(f"; meta-router skipped (budget: {exc})")
+        cost = 0.0
         try:
             with anyio.fail_after(max(0.01, min(client.config.timeout, ctx.remaining()))):
                 reply = await client.complete(request)
-            price = self.prices[alias]
-            ctx.meta_cost += usage_cost_usd(price, reply.usage)
+            cost = usage_cost_usd(price, reply.usage)
+            ctx.meta_cost += cost
             ctx.meta_in += reply.usage.input_tokens
             ctx.meta_out += reply.usage.output_tokens
             choice = parse_meta_reply(reply.content, self._planner.models)
         except (ProviderError, ValueError, TimeoutError) as exc:
+            await self.budget.settle(reservation, cost)
             why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TimeoutError) else "timed out"
             return default(f"; meta-router failed ({why})")
+        except BaseException:
+            await self.budget.release(reservation)
+            raise
+        await self.budget.settle(reservation, cost)
         self._meta_cache.put(key, choice)
         if choice.task_type != "general":
             ctx.task_type = choice.task_type

@@ -49,6 +49,9 @@ def config(srv: FakeProviderServer) -> dict[str, Any]:
 async def test_meta_router_decides_and_its_cost_is_counted(fleet: FakeProviderServer) -> None:
     async with Router.from_dict(config(fleet)) as router:
         r = await router.aroute(PROMPT)
+        # the meta-router's call is charged to the day's budget too, not only reported
+        assert router.budget.status().spent == pytest.approx(r.meta.estimated_cost_usd)
+        assert router.budget.status().reserved == 0
     assert r.meta.routing_layer == "meta_router"
     assert r.meta.model == "strong"
     assert "needs depth" in r.meta.routing_reason
@@ -137,3 +140,14 @@ def test_pure_helpers(fake_clock: FakeClock) -> None:
     fake_clock.advance(11)
     assert cache.get("k1") is None  # expired
     assert len(cache) == 1
+
+
+async def test_a_budget_that_cannot_cover_the_meta_router_skips_it(fleet: FakeProviderServer) -> None:
+    cfg = config(fleet)
+    # room for a short reply from the cheap default, not for the meta-router's call (up to 200 tokens out)
+    cfg["budget"] = {"daily_limit_usd": 0.00005}
+    async with Router.from_dict(cfg) as router:
+        r = await router.aroute(PROMPT, max_tokens=5)
+    assert "meta-router skipped (budget:" in r.meta.routing_reason
+    routing_calls = [x for x in fleet.requests if x.json and "<request_data>" in str(x.json.get("messages"))]
+    assert routing_calls == [], "no meta-router call was made (the meta model may still answer, as a cheap model)"

@@ -942,51 +942,27 @@ class Router:
         c = self._classify(msgs, params)
         started = self.clock.monotonic()
         deadline = deadline_now() + (timeout if timeout is not None else self.config.request_timeout)
-        if self._labeler is not None and (model in ("auto", "") or self._planner.is_profile(model)):
-            return await self._prepare_relabelled(request_id, msgs, messages, model, params, c, started, deadline)
         self._reject_if_exhausted()
-        plan = self._plan(c, model, params)
         if messages is None:  # a bare prompt: one user message, no system prompt
             text, system = msgs[0]["content"], None
         else:
             text, system = _last_user_text(msgs), _system_text(msgs)
+        labelled: _Labelled | None = None
+        if self._labeler is not None and (model in ("auto", "") or self._planner.is_profile(model)):
+            # the llm / embeddings classifier relabels the prompt before it is planned
+            labelled = await self._label(text, c, deadline)
+            c = labelled.classification
+        plan = self._plan(c, model, params)
         ctx = _Ctx(str(request_id), msgs, text, system, params, c, plan, started, deadline, c.task_type)
+        if labelled is not None:
+            plan.reason += f"; {labelled.note}"
+            ctx.label_cost = labelled.cost
+            ctx.meta_in += labelled.input_tokens
+            ctx.meta_out += labelled.output_tokens
         if plan.needs_meta:
             ctx.plan = await self._meta_route(ctx)
         if ctx.plan.skipped:
             # models the planner left out (open breaker, context window) show up as skipped attempts
-            ctx.plan.reason += "; skipped " + ", ".join(f"{a} ({r})" for a, r in ctx.plan.skipped)
-            ctx.attempts.extend(Attempt(a, self._clients[a].provider, "skipped", r) for a, r in ctx.plan.skipped)
-        return ctx
-
-    async def _prepare_relabelled(
-        self,
-        request_id: str,
-        msgs: list[dict[str, Any]],
-        messages: Sequence[Mapping[str, Any]] | None,
-        model: str,
-        params: _Params,
-        c: Classification,
-        started: float,
-        deadline: float,
-    ) -> _Ctx:
-        """:meth:`_prepare` when an llm or embeddings classifier relabels the prompt before it is planned."""
-        self._reject_if_exhausted()
-        if messages is None:
-            text, system = msgs[0]["content"], None
-        else:
-            text, system = _last_user_text(msgs), _system_text(msgs)
-        label = await self._label(text, c, deadline)
-        c = label.classification
-        plan = self._plan(c, model, params)
-        plan.reason += f"; {label.note}"
-        ctx = _Ctx(request_id, msgs, text, system, params, c, plan, started, deadline, c.task_type)
-        ctx.label_cost = label.cost
-        ctx.meta_in += label.input_tokens
-        ctx.meta_out += label.output_tokens
-        if plan.needs_meta:
-            ctx.plan = await self._meta_route(ctx)
-        if ctx.plan.skipped:
             ctx.plan.reason += "; skipped " + ", ".join(f"{a} ({r})" for a, r in ctx.plan.skipped)
             ctx.attempts.extend(Attempt(a, self._clients[a].provider, "skipped", r) for a, r in ctx.plan.skipped)
         return ctx

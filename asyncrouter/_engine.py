@@ -1333,6 +1333,7 @@ class Router:
             reply.request_id if reply else None,
             ctx.meta_cost,
             ctx.label_cost,
+            reply.stop_sequence if reply else None,
         )
 
     def _record(self, ctx: _Ctx, meta: ResponseMeta, status: str, error: BaseException | None) -> RequestRecord:

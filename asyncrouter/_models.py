@@ -105,6 +105,8 @@ class ChatResponse:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     request_id: str | None = None
     provider_model: str | None = None
+    #: the stop sequence that ended the reply, when the provider says which (Anthropic); finish_reason is "stop"
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -177,6 +179,8 @@ class ResponseMeta:
     meta_router_cost_usd: float = 0.0
     #: what the llm or embeddings classifier's call cost (``classifier.strategy``), included in the totals
     classifier_cost_usd: float = 0.0
+    #: the stop sequence that ended the accepted reply, when its provider said which (Anthropic does)
+    stop_sequence: str | None = None
 
     @property
     def escalations(self) -> int:

@@ -326,10 +326,17 @@ class AnthropicFormat:
             finish_reason=normalise_finish_reason(data.get("stop_reason")),
             tool_calls=tools,
             provider_model=data.get("model"),
+            stop_sequence=_matched_stop(data),
         )
 
     def stream_decoder(self, *, model: ModelConfig, request: ChatRequest, secrets: Sequence[str]) -> _AnthropicStream:
         return _AnthropicStream(model.name, request, secrets)
+
+
+def _matched_stop(data: Mapping[str, Any]) -> str | None:
+    """The stop sequence that ended a reply, when Anthropic says one did."""
+    matched = data.get("stop_sequence")
+    return matched if data.get("stop_reason") == "stop_sequence" and isinstance(matched, str) else None
 
 
 class _AnthropicStream:
@@ -345,6 +352,7 @@ class _AnthropicStream:
         "_read",
         "_request",
         "_secrets",
+        "_stop_sequence",
         "_stopped",
         "_written",
     )
@@ -357,6 +365,7 @@ class _AnthropicStream:
         self._parts: list[str] = []
         self._blocks: dict[int, dict[str, Any]] = {}
         self._finish: str | None = None
+        self._stop_sequence: str | None = None
         self._in: Any = None
         self._out: Any = None
         self._stopped = False
@@ -421,6 +430,7 @@ class _AnthropicStream:
                 delta = obj.get("delta") or {}
                 if delta.get("stop_reason"):
                     self._finish = normalise_finish_reason(delta["stop_reason"])
+                    self._stop_sequence = _matched_stop(delta)
                 usage = obj.get("usage") or {}
                 if isinstance(usage.get("output_tokens"), int):
                     self._out = usage["output_tokens"]
@@ -447,4 +457,5 @@ class _AnthropicStream:
             finish_reason=self._finish,
             tool_calls=[self._blocks[i] for i in sorted(self._blocks)],
             provider_model=self._provider_model,
+            stop_sequence=self._stop_sequence,
         )

@@ -409,16 +409,20 @@ def stop_reason_of(response: Response) -> str:
     reason = response.meta.finish_reason
     if response.tool_calls and reason in (None, "stop", "tool_calls"):
         return "tool_use"
+    if reason == "stop" and response.meta.stop_sequence is not None:
+        return "stop_sequence"
     if reason == "tool_calls" or reason is None:
         return "end_turn"  # a tool-call finish without calls left: nothing for the client to run
     return _STOP_REASONS.get(reason, "end_turn")
 
 
-def _stop_sequence(stop_reason: str, call: MessagesCall) -> str | None:
-    # Providers report that a stop sequence ended the reply but not which one; with a single one it is known.
-    if stop_reason == "stop_sequence" and len(call.stop_sequences) == 1:
-        return call.stop_sequences[0]
-    return None
+def _stop_sequence(stop_reason: str, call: MessagesCall, response: Response) -> str | None:
+    """Which stop sequence ended the reply: the provider's word (Anthropic says), else the only one asked for."""
+    if stop_reason != "stop_sequence":
+        return None
+    if response.meta.stop_sequence is not None:
+        return response.meta.stop_sequence
+    return call.stop_sequences[0] if len(call.stop_sequences) == 1 else None
 
 
 def _tool_input(arguments: Any) -> dict[str, Any]:
@@ -469,7 +473,7 @@ def message_body(response: Response, *, message_id: str, call: MessagesCall) -> 
         "model": response.meta.model,
         "content": content,
         "stop_reason": stop_reason,
-        "stop_sequence": _stop_sequence(stop_reason, call),
+        "stop_sequence": _stop_sequence(stop_reason, call, response),
         "usage": _usage(response),
     }
     return json.dumps(body).encode()
@@ -552,7 +556,7 @@ class MessageEventEncoder:
         usage = _usage(final)
         message_delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason, "stop_sequence": _stop_sequence(stop_reason, self._call)},
+            "delta": {"stop_reason": stop_reason, "stop_sequence": _stop_sequence(stop_reason, self._call, final)},
             "usage": {"input_tokens": usage["input_tokens"], "output_tokens": usage["output_tokens"]},
             "x_asyncrouter": meta_summary(final.meta),
         }

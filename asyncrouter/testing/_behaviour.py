@@ -246,6 +246,8 @@ class FakeRequest:
         tools: the tools offered.
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or the name of a forced function.
         include_usage: OpenAI ``stream_options.include_usage``.
+        stop: the stop sequences asked for (OpenAI ``stop``, Anthropic ``stop_sequences``, Ollama
+            ``options.stop``): the reply ends before the first one it contains.
         api_key: the key the client sent, if any.
         repeat: how many identical requests (same model and chat) came before this one.
         body: the raw JSON body.
@@ -265,6 +267,7 @@ class FakeRequest:
     tools: Sequence[ToolSpec] = ()
     tool_choice: str = "auto"
     include_usage: bool = False
+    stop: Sequence[str] = ()
     api_key: str | None = None
     repeat: int = 0
     body: Mapping[str, Any] = field(default_factory=dict)
@@ -340,6 +343,8 @@ class Reply:
     usage: bool
     include_usage: bool = False
     tool_calls: list[ToolCall] = field(default_factory=list)
+    #: the stop sequence the reply ended on (its text stops just before it), when one did
+    stop_sequence: str | None = None
 
 
 def request_rng(seed: int, model: str, chat_key: str, repeat: int) -> random.Random:
@@ -518,9 +523,15 @@ def compose_reply(
         words = text.split(" ")
         text = " ".join(words[: max(1, len(words) // 2)])
         finish = "length"
+    stop_sequence = None
+    if request.stop and text:
+        hits = [(text.find(seq), seq) for seq in request.stop if seq and seq in text]
+        if hits:
+            at, stop_sequence = min(hits)
+            text = text[:at]
     if request.max_tokens is not None and estimate_tokens(text) > request.max_tokens:
         text = _truncate_to_tokens(text, request.max_tokens)
-        finish = "length"
+        finish, stop_sequence = "length", None
     return Reply(
         model=request.model,
         token=token,
@@ -533,6 +544,7 @@ def compose_reply(
         completion_tokens=estimate_tokens(text),
         usage=model.usage,
         include_usage=request.include_usage,
+        stop_sequence=stop_sequence,
     )
 
 

@@ -348,6 +348,7 @@ class OpenAIFormat(Format):
             tools=tools,
             tool_choice=choice,
             include_usage=include_usage,
+            stop=_stops(body.get("stop")),
             api_key=self.api_key(headers),
             body=body,
             after_tool_result=isinstance(last, Mapping) and last.get("role") == "tool",
@@ -656,6 +657,22 @@ class OpenRouterFormat(OpenAIFormat):
 # ------------------------------------------------------------------------------------------------ Anthropic
 
 _ANTHROPIC_STOP: Final = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def _stops(raw: Any) -> tuple[str, ...]:
+    """Stop sequences from a body field: a string or a list of strings (anything else: none)."""
+    if isinstance(raw, str):
+        return (raw,)
+    if isinstance(raw, list):
+        return tuple(s for s in raw if isinstance(s, str) and s)
+    return ()
+
+
+def _anthropic_stop(reply: Reply) -> tuple[str, str | None]:
+    """Anthropic's ``stop_reason`` and ``stop_sequence`` for a reply."""
+    if reply.stop_sequence is not None:
+        return "stop_sequence", reply.stop_sequence
+    return _ANTHROPIC_STOP[reply.finish], None
 _ANTHROPIC_ERRORS: Final[dict[str, tuple[int, str, str]]] = {
     "500": (500, "api_error", "Internal server error"),
     "502": (502, "api_error", "Bad gateway"),
@@ -873,6 +890,7 @@ class AnthropicFormat(Format):
             stream=body.get("stream") is True,
             tools=tools,
             tool_choice=choice,
+            stop=_stops(body.get("stop_sequences")),
             api_key=self.api_key(headers),
             body=body,
             after_tool_result=after_tool,
@@ -928,14 +946,15 @@ class AnthropicFormat(Format):
         return blocks
 
     def body(self, reply: Reply) -> bytes:
+        stop_reason, stop_sequence = _anthropic_stop(reply)
         out: dict[str, Any] = {
             "id": self.message_id(reply),
             "type": "message",
             "role": "assistant",
             "model": reply.model,
             "content": self._content(reply),
-            "stop_reason": _ANTHROPIC_STOP[reply.finish],
-            "stop_sequence": None,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
         }
         if reply.usage:
             out["usage"] = self._usage(reply, output_tokens=reply.completion_tokens)
@@ -991,9 +1010,10 @@ class AnthropicFormat(Format):
         frames = []
         if not reply.tool_calls:
             frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        stop_reason, stop_sequence = _anthropic_stop(reply)
         delta: dict[str, Any] = {
             "type": "message_delta",
-            "delta": {"stop_reason": _ANTHROPIC_STOP[reply.finish], "stop_sequence": None},
+            "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
         }
         if reply.usage:
             if self._cache is None:
@@ -1085,6 +1105,7 @@ class OllamaFormat(Format):
             json_mode=json_mode,
             json_schema=fmt if isinstance(fmt, Mapping) else None,
             tools=tools,
+            stop=_stops(options.get("stop") if isinstance(options, Mapping) else None),
             api_key=self.api_key(headers),
             body=body,
             after_tool_result=isinstance(last, Mapping) and last.get("role") == "tool",

@@ -296,6 +296,28 @@ def _status_error(
     )
 
 
+def _json_reply(
+    status: int,
+    headers: Mapping[str, str],
+    raw: bytes,
+    *,
+    provider: str,
+    model: str,
+    secrets: Sequence[str],
+    now: float | None,
+) -> tuple[Any, str | None]:
+    """A 2xx body decoded, and the provider's request id; the mapped error for any other status or bad JSON."""
+    if status >= 300:
+        raise _status_error(status, headers, raw, provider=provider, model=model, secrets=secrets, now=now)
+    rid = _request_id(headers)
+    try:
+        return json.loads(raw), rid
+    except ValueError:
+        raise MalformedResponse(
+            "response body is not valid JSON", provider=provider, model=model, status_code=status, request_id=rid
+        ) from None
+
+
 async def _read_capped(body: aiohttp.StreamReader, limit: int) -> bytes:
     """Up to ``limit`` bytes of a body (an error body's first part)."""
     parts: list[bytes] = []
@@ -405,16 +427,9 @@ class HTTPClient:
         # back to the pool (or closed, when the server asked to)
         conn.release()
         status = message.code
-        resp_headers = message.headers
-        if status >= 300:
-            raise _status_error(status, resp_headers, raw, provider=provider, model=model, secrets=secrets, now=now)
-        rid = _request_id(resp_headers)
-        try:
-            decoded = json.loads(raw)
-        except ValueError:
-            raise MalformedResponse(
-                "response body is not valid JSON", provider=provider, model=model, status_code=status, request_id=rid
-            ) from None
+        decoded, rid = _json_reply(
+            status, message.headers, raw, provider=provider, model=model, secrets=secrets, now=now
+        )
         if isinstance(decoded, Mapping) and "error" in decoded and decoded.get("error"):
             # Some OpenAI-compatible servers report errors with HTTP 200.
             raise error_from_payload(None, decoded, provider=provider, model=model, request_id=rid, secrets=secrets)
@@ -585,15 +600,8 @@ class HTTPClient:
                 status, resp_headers = resp.status, resp.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _transport_error(exc, provider=provider, model=model) from None
-        if status >= 300:
-            raise _status_error(status, resp_headers, raw, provider=provider, model=model, secrets=secrets, now=None)
-        rid = _request_id(resp_headers)
-        try:
-            return JSONReply(status=status, data=json.loads(raw), request_id=rid)
-        except ValueError:
-            raise MalformedResponse(
-                "response body is not valid JSON", provider=provider, model=model, status_code=status, request_id=rid
-            ) from None
+        data, rid = _json_reply(status, resp_headers, raw, provider=provider, model=model, secrets=secrets, now=None)
+        return JSONReply(status=status, data=data, request_id=rid)
 
     async def post_fire_and_forget(self, url: str, *, body: Mapping[str, Any], timeout: float) -> int:
         """POST a JSON body (webhooks) and return the status; transport errors become ProviderConnectionError."""

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from asyncrouter._http import HTTPClient
 from asyncrouter.testing import FakeClock
 
 
@@ -13,6 +14,17 @@ def portal() -> Iterator[BlockingPortal]:
     """An event loop in a thread of its own, for servers that synchronous tests (the CLI's) talk to."""
     with start_blocking_portal(backend="asyncio") as p:
         yield p
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HTTPClient]:
+    """The router's HTTP client, open (one connection pool), closed after the test."""
+    client = HTTPClient()
+    await client.aopen()
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

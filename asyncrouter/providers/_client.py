@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from .._config import ModelConfig
 from .._exceptions import ConfigError, ProviderError
-from .._http import HTTPClient
+from .._http import HTTPClient, JSONReply
 from .._models import ChatRequest, ChatResponse, StreamEvent
 from .._types import Clock
 from ._anthropic import AnthropicFormat
@@ -135,20 +136,7 @@ class ModelClient:
         texts = list(texts)
         if not texts:
             return EmbeddingReply([], 0)
-        key = self.keys.acquire()
-        try:
-            reply = await self._http.post_json(
-                url,
-                headers=fmt.headers(cfg, key),
-                body=fmt.build_embeddings_request(texts, cfg, dimensions=dimensions),
-                timeout=timeout or cfg.timeout,
-                provider=cfg.provider,
-                model=cfg.name,
-                secrets=self.keys.secrets,
-            )
-        except ProviderError as exc:
-            self.keys.report(key, exc)
-            raise
+        reply = await self._post(url, fmt.build_embeddings_request(texts, cfg, dimensions=dimensions), timeout)
         result = fmt.parse_embeddings_response(reply.data, model=cfg, texts=texts)
         result.request_id = reply.request_id
         return result
@@ -197,13 +185,21 @@ class ModelClient:
     async def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatResponse:
         """One non-streamed call. Raises a :class:`~asyncrouter.ProviderError` subclass on failure."""
         request.stream = False
-        key = self.keys.acquire()
         cfg = self.config
+        reply = await self._post(self._url, self.format.build_request(request, cfg), timeout)
+        response = self.format.parse_response(reply.data, model=cfg, request=request)
+        response.request_id = reply.request_id
+        return response
+
+    async def _post(self, url: str, body: Mapping[str, Any], timeout: float | None) -> JSONReply:
+        """One POST with the next key; a failure is reported to the key pool (401 evicts, 429 cools down)."""
+        cfg = self.config
+        key = self.keys.acquire()
         try:
-            reply = await self._http.post_json(
-                self._url,
+            return await self._http.post_json(
+                url,
                 headers=self.format.headers(cfg, key),
-                body=self.format.build_request(request, cfg),
+                body=body,
                 timeout=timeout or cfg.timeout,
                 provider=cfg.provider,
                 model=cfg.name,
@@ -212,9 +208,6 @@ class ModelClient:
         except ProviderError as exc:
             self.keys.report(key, exc)
             raise
-        response = self.format.parse_response(reply.data, model=cfg, request=request)
-        response.request_id = reply.request_id
-        return response
 
     async def stream(self, request: ChatRequest, *, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
         """One streamed call: text deltas, then exactly one final :class:`ChatResponse`."""

@@ -36,10 +36,11 @@ import asyncio
 import functools
 import itertools
 import json
+import random
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, Self
@@ -679,9 +680,14 @@ class FakeProviderServer:
         )
 
     async def _chat(self, request: web.Request, fmt: Format) -> web.StreamResponse:
+        return await self._guarded(request, lambda exchange: self._chat_exchange(exchange, fmt))
+
+    async def _guarded(
+        self, request: web.Request, run: Callable[[_Exchange], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         exchange = _Exchange(request)
         try:
-            return await self._chat_exchange(exchange, fmt)
+            return await run(exchange)
         except _Closing:
             # Shutting down: drop the connection; the response below never reaches the client.
             transport = request.transport
@@ -689,8 +695,10 @@ class FakeProviderServer:
                 transport.abort()
             return exchange.response or web.Response(status=503)
 
-    async def _chat_exchange(self, exchange: _Exchange, fmt: Format) -> web.StreamResponse:
-        request = exchange.request
+    async def _admit(
+        self, request: web.Request, fmt: Format
+    ) -> tuple[Any, RecordedRequest, ErrorContext, str | None, web.Response | None]:
+        """Read and record a request, check its key: (body, record, context, key, the refusal if any)."""
         raw = await request.read()
         body: Any
         try:
@@ -702,10 +710,44 @@ class FakeProviderServer:
         key = fmt.api_key(request.headers)
         rec = self._record(request, fmt.name, body, model_name, key)
         ctx = ErrorContext(model=model_name, api_key=key, request_token=self._token())
-
         denied = self._auth(fmt, key, ctx)
-        if denied is not None:
-            return self._error_response(rec, denied)
+        return body, rec, ctx, key, (self._error_response(rec, denied) if denied is not None else None)
+
+    def _draw(
+        self, model: FakeModel, request_key: str, api_key: str | None, rec: RecordedRequest
+    ) -> tuple[random.Random, int, FaultKind | None]:
+        """The request's generator, how many identical requests came before it, and its fault (a key's fault,
+        else the model's script, else a draw at its fault rates)."""
+        repeat = self._repeats[(model.name, request_key)]
+        self._repeats[(model.name, request_key)] = repeat + 1
+        rng = request_rng(self._seed, model.name, request_key, repeat)
+        fault_draw = rng.random()
+        fault: FaultKind | None
+        if api_key is not None and api_key in self._key_faults:
+            fault = self._key_faults[api_key]
+        elif self._scripts.get(model.name):
+            fault = self._scripts[model.name].popleft()
+        else:
+            fault = model.pick_fault(fault_draw)
+        rec.fault = fault
+        return rng, repeat, fault
+
+    async def _connection_fault(self, request: web.Request, fault: FaultKind | None) -> web.Response | None:
+        """``timeout`` hangs until shutdown; ``reset`` drops the connection (the response is never sent)."""
+        if fault == "timeout":
+            await self._wait_closing()
+        if fault == "reset":
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            return web.Response(status=500)
+        return None
+
+    async def _chat_exchange(self, exchange: _Exchange, fmt: Format) -> web.StreamResponse:
+        request = exchange.request
+        body, rec, ctx, key, refused = await self._admit(request, fmt)
+        if refused is not None:
+            return refused
         try:
             freq = fmt.parse(body, request.headers)
         except Invalid as exc:
@@ -721,28 +763,12 @@ class FakeProviderServer:
             return self._error_response(rec, fmt.error("context_length", ctx))
 
         chat_key = "\x1e".join(f"{m['role']}\x1f{m['content']}" for m in freq.messages)
-        repeat = self._repeats[(model.name, chat_key)]
-        self._repeats[(model.name, chat_key)] = repeat + 1
-        rng = request_rng(self._seed, model.name, chat_key, repeat)
-        fault_draw = rng.random()
-        fault: FaultKind | None
-        if key is not None and key in self._key_faults:
-            fault = self._key_faults[key]
-        elif self._scripts.get(model.name):
-            fault = self._scripts[model.name].popleft()
-        else:
-            fault = model.pick_fault(fault_draw)
-        rec.fault = fault
-
+        rng, repeat, fault = self._draw(model, chat_key, key, rec)
         if fault in _HTTP_FAULTS:
             return self._error_response(rec, fmt.error(fault, ctx))
-        if fault == "timeout":
-            await self._wait_closing()
-        if fault == "reset":
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
-            return web.Response(status=500)  # never sent: the connection is gone
+        dropped = await self._connection_fault(request, fault)
+        if dropped is not None:
+            return dropped
 
         if isinstance(fmt, AnthropicFormat):
             plan = anthropic_cache_plan(freq.body)
@@ -761,32 +787,13 @@ class FakeProviderServer:
     # ---------------------------------------------------------------------------------------- embeddings
 
     async def _embeddings(self, request: web.Request, fmt: OpenAIFormat) -> web.StreamResponse:
-        exchange = _Exchange(request)
-        try:
-            return await self._embeddings_exchange(exchange, fmt)
-        except _Closing:
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
-            return exchange.response or web.Response(status=503)
+        return await self._guarded(request, lambda exchange: self._embeddings_exchange(exchange, fmt))
 
     async def _embeddings_exchange(self, exchange: _Exchange, fmt: OpenAIFormat) -> web.StreamResponse:
         request = exchange.request
-        raw = await request.read()
-        body: Any
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        model_name = body.get("model") if isinstance(body, dict) else None
-        model_name = model_name if isinstance(model_name, str) else None
-        key = fmt.api_key(request.headers)
-        rec = self._record(request, fmt.name, body, model_name, key)
-        ctx = ErrorContext(model=model_name, api_key=key, request_token=self._token())
-
-        denied = self._auth(fmt, key, ctx)
-        if denied is not None:
-            return self._error_response(rec, denied)
+        body, rec, ctx, key, refused = await self._admit(request, fmt)
+        if refused is not None:
+            return refused
         try:
             ereq = parse_embeddings_request(body)
         except Invalid as exc:
@@ -806,32 +813,16 @@ class FakeProviderServer:
 
         dim = ereq.dimensions or model.embedding_dim
         request_key = f"embeddings\x1d{dim}\x1d" + "\x1e".join(ereq.inputs)
-        repeat = self._repeats[(model.name, request_key)]
-        self._repeats[(model.name, request_key)] = repeat + 1
-        rng = request_rng(self._seed, model.name, request_key, repeat)
-        fault_draw = rng.random()
-        fault: FaultKind | None
-        if key is not None and key in self._key_faults:
-            fault = self._key_faults[key]
-        elif self._scripts.get(model.name):
-            fault = self._scripts[model.name].popleft()
-        else:
-            fault = model.pick_fault(fault_draw)
-        rec.fault = fault
-
+        rng, _, fault = self._draw(model, request_key, key, rec)
         if fault in _HTTP_FAULTS:
             return self._error_response(rec, fmt.error(fault, ctx))
         if fault == "mid_stream_error":
             if fmt.name == "openrouter":
                 return self._error_response(rec, fmt.error("502", ctx), status=200)
             return self._error_response(rec, fmt.error("500", ctx))
-        if fault == "timeout":
-            await self._wait_closing()
-        if fault == "reset":
-            transport = request.transport
-            if transport is not None:
-                transport.abort()
-            return web.Response(status=500)  # never sent: the connection is gone
+        dropped = await self._connection_fault(request, fault)
+        if dropped is not None:
+            return dropped
 
         jitter = rng.uniform(-model.latency_jitter, model.latency_jitter) if model.latency_jitter else 0.0
         headers = fmt.response_headers(f"{rng.getrandbits(96):024x}")

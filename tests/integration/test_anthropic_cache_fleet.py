@@ -43,16 +43,6 @@ async def server() -> AsyncIterator[FakeProviderServer]:
         yield srv
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[HTTPClient]:
-    client = HTTPClient()
-    await client.aopen()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def client(srv: FakeProviderServer, http: HTTPClient, *, model: str = "claude", **fields: Any) -> ModelClient:
     cfg = ModelConfig.model_validate(srv.model_config(model, provider="anthropic", **fields))
     return ModelClient(cfg, http=http, clock=FakeClock())

@@ -57,16 +57,6 @@ async def srv() -> AsyncIterator[FakeProviderServer]:
         yield server
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[HTTPClient]:
-    client = HTTPClient()
-    await client.aopen()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def client(
     srv: FakeProviderServer,
     http: HTTPClient,

@@ -13,7 +13,7 @@ import gzip
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,16 +110,6 @@ class RawServer(LoopbackServer):
 def ok(body: bytes, *extra: bytes) -> bytes:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"".join(extra)
     return head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HTTPClient]:
-    client = HTTPClient()
-    await client.aopen()
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def echo(request: web.Request) -> web.Response:

@@ -67,16 +67,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HTTPClient]:
-    client = HTTPClient()
-    await client.aopen()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 def alert_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     with caplog.at_level(logging.WARNING, logger="asyncrouter.alerts"):
         yield caplog

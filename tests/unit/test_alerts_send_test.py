@@ -42,16 +42,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield rec
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[HTTPClient]:
-    client = HTTPClient()
-    await client.aopen()
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def dead_url() -> str:
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
